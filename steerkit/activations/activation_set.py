@@ -1,0 +1,181 @@
+"""``ActivationSet``: pooled contrastive activations with their labels and ids, saved safely."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from safetensors.numpy import load_file, save_file
+
+from steerkit._io import atomic_path
+
+LAYER_CONVENTION = "layer l = residual stream after decoder block l (1-based); layer 0 = embedding output"
+_ID_FIELDS = ("y", "question_ids", "instruction_ids", "contrast_ids")
+FORMAT_VERSION = 1
+
+
+@dataclass
+class ActivationSet:
+    """Contrastive activations of one concept on one model.
+
+    Attributes
+    ----------
+    activations : ``{position: float32 array (n, L + 1, d)}`` with positions among
+        ``prompt_last``, ``prompt_avg``, ``response_avg``; activation units.
+    y : int array (n,), 1 for the positive instruction, 0 for the negative.
+    question_ids, instruction_ids, contrast_ids : int arrays (n,). One contrast is one
+        (instruction pair, question); it has exactly one positive and one negative sample.
+    model_name : the model the activations come from.
+    concept : concept name (or ``None``).
+    samples : optional table with one row per sample (question, system, response, ...).
+    """
+
+    activations: dict[str, np.ndarray]
+    y: np.ndarray
+    question_ids: np.ndarray
+    instruction_ids: np.ndarray
+    contrast_ids: np.ndarray
+    model_name: str = "unknown"
+    concept: str | None = None
+    samples: pd.DataFrame | None = None
+    layer_convention: str = LAYER_CONVENTION
+    info: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if not self.activations:
+            raise ValueError("ActivationSet needs at least one position in `activations`")
+        self.activations = {k: np.asarray(v, dtype=np.float32) for k, v in self.activations.items()}
+        shapes = {k: v.shape for k, v in self.activations.items()}
+        first = next(iter(shapes.values()))
+        if len(first) != 3 or len(set(shapes.values())) != 1:
+            raise ValueError(f"every activation array must have the same shape (n, L+1, d); got {shapes}")
+        for name in _ID_FIELDS:
+            value = np.asarray(getattr(self, name)).astype(np.int64)
+            if value.shape != (first[0],):
+                raise ValueError(f"{name} must have shape ({first[0]},) to match the activations, got {value.shape}")
+            setattr(self, name, value)
+        if not np.isin(self.y, (0, 1)).all():
+            raise ValueError("y must hold 1 (positive instruction) or 0 (negative instruction)")
+        if self.samples is not None and len(self.samples) != first[0]:
+            raise ValueError(f"samples has {len(self.samples)} rows, activations have {first[0]}")
+
+    # -- shape ----------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return int(self.y.shape[0])
+
+    def __repr__(self) -> str:
+        return (
+            f"ActivationSet(concept={self.concept!r}, model={self.model_name!r}, samples={len(self)}, "
+            f"contrasts={self.n_contrasts}, layers={self.n_layers}, d={self.hidden_size}, "
+            f"positions={self.positions})"
+        )
+
+    @property
+    def positions(self) -> list[str]:
+        return list(self.activations)
+
+    @property
+    def n_layers(self) -> int:
+        """Entries on the layer axis, ``L + 1`` (layer 0 is the embedding output)."""
+        return next(iter(self.activations.values())).shape[1]
+
+    @property
+    def hidden_size(self) -> int:
+        return next(iter(self.activations.values())).shape[2]
+
+    @property
+    def n_contrasts(self) -> int:
+        return int(np.unique(self.contrast_ids).size)
+
+    # -- views ----------------------------------------------------------------------------
+    def X(self, position: str = "response_avg", layer: int | None = None) -> np.ndarray:
+        """Activations at ``position``: ``(n, L + 1, d)``, or ``(n, d)`` for one ``layer``."""
+        if position not in self.activations:
+            raise KeyError(f"position {position!r} not in this ActivationSet; available: {self.positions}")
+        array = self.activations[position]
+        return array if layer is None else array[:, layer]
+
+    def contrasts(self) -> pd.DataFrame:
+        """One row per contrast (sorted by contrast id): contrast_id, question_id, instruction_id."""
+        frame = pd.DataFrame(
+            {"contrast_id": self.contrast_ids, "question_id": self.question_ids, "instruction_id": self.instruction_ids}
+        )
+        return frame.drop_duplicates("contrast_id").sort_values("contrast_id").reset_index(drop=True)
+
+    def differences(self, position: str = "response_avg", layer: int | None = None) -> np.ndarray:
+        """Difference vectors ``h_pos - h_neg`` per contrast, ordered like :meth:`contrasts`.
+
+        Returns ``(n_contrasts, L + 1, d)``, or ``(n_contrasts, d)`` for one ``layer``.
+        """
+        X = self.X(position, layer)
+        order = np.lexsort((-self.y, self.contrast_ids))  # per contrast: positive first
+        ids = self.contrast_ids[order]
+        counts = np.unique(ids, return_counts=True)[1]
+        labels = self.y[order].reshape(-1, 2) if (counts == 2).all() else None
+        if labels is None or not ((labels[:, 0] == 1) & (labels[:, 1] == 0)).all():
+            raise ValueError("every contrast id must have exactly one positive and one negative sample")
+        X = X[order]
+        return X[0::2] - X[1::2]
+
+    def steerer_inputs(self, position: str = "response_avg") -> tuple[np.ndarray, np.ndarray, dict]:
+        """``(X, y, metadata)`` ready for ``steerer.fit(X, y, **metadata)`` (3-D ``X``)."""
+        metadata = {"contrast_ids": self.contrast_ids, "instruction_ids": self.instruction_ids}
+        return self.X(position), self.y, metadata
+
+    def subset(self, mask) -> "ActivationSet":
+        """The samples where boolean ``mask`` (n,) is True (e.g. some questions, for CV)."""
+        mask = np.asarray(mask, dtype=bool)
+        samples = None if self.samples is None else self.samples[mask].reset_index(drop=True)
+        return ActivationSet(
+            {k: v[mask] for k, v in self.activations.items()},
+            self.y[mask], self.question_ids[mask], self.instruction_ids[mask], self.contrast_ids[mask],
+            model_name=self.model_name, concept=self.concept, samples=samples, info=dict(self.info),
+        )
+
+    # -- files ----------------------------------------------------------------------------
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write one ``.safetensors`` file (arrays + JSON metadata), atomically. No pickle."""
+        path = Path(path)
+        if path.suffix != ".safetensors":
+            path = path.with_suffix(".safetensors")
+        tensors = {f"activations.{k}": np.ascontiguousarray(v) for k, v in self.activations.items()}
+        tensors.update({name: getattr(self, name) for name in _ID_FIELDS})
+        meta = {
+            "format_version": FORMAT_VERSION,
+            "model_name": self.model_name,
+            "concept": self.concept,
+            "layer_convention": self.layer_convention,
+            "info": self.info,
+            "samples": None if self.samples is None else self.samples.to_dict(orient="records"),
+        }
+        with atomic_path(path) as tmp:
+            save_file(tensors, str(tmp), metadata={"steerkit": json.dumps(meta)})
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "ActivationSet":
+        """Read a file written by :meth:`save`."""
+        from safetensors import safe_open
+
+        path = Path(path)
+        if not path.is_file() and path.with_suffix(".safetensors").is_file():
+            path = path.with_suffix(".safetensors")
+        if not path.is_file():
+            raise FileNotFoundError(f"no ActivationSet file at {path}")
+        with safe_open(str(path), framework="numpy") as handle:
+            raw = (handle.metadata() or {}).get("steerkit")
+        if raw is None:
+            raise ValueError(f"{path} is a safetensors file but not a steerkit ActivationSet")
+        meta = json.loads(raw)
+        tensors = load_file(str(path))
+        activations = {k.split(".", 1)[1]: v for k, v in tensors.items() if k.startswith("activations.")}
+        samples = None if meta.get("samples") is None else pd.DataFrame(meta["samples"])
+        return cls(
+            activations, *(tensors[name] for name in _ID_FIELDS),
+            model_name=meta["model_name"], concept=meta["concept"], samples=samples,
+            layer_convention=meta["layer_convention"], info=meta.get("info", {}),
+        )

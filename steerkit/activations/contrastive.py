@@ -1,0 +1,87 @@
+"""Contrastive generation: every question answered under every instruction pair, pos and neg."""
+
+from __future__ import annotations
+
+import warnings
+
+import pandas as pd
+
+from steerkit.activations.activation_set import ActivationSet
+from steerkit.activations.extraction import extract_activations
+from steerkit.lm.generation import generate
+
+
+def contrastive_prompts(concept, *, split: str = "extraction", n_questions: int | None = None) -> pd.DataFrame:
+    """The contrastive design as a table, one row per sample (no generation yet).
+
+    Columns: ``question_id, instruction_id, contrast_id, y, system, question``. The contrast
+    id is ``question_id * n_pairs + instruction_id``; ``y`` is 1 for the positive instruction.
+    """
+    if split not in ("extraction", "evaluation"):
+        raise ValueError(f"split must be 'extraction' or 'evaluation', got {split!r}")
+    questions = concept.extraction_questions if split == "extraction" else concept.evaluation_questions
+    if n_questions is not None:
+        if n_questions < 1:
+            raise ValueError(f"n_questions must be >= 1, got {n_questions}")
+        questions = questions[:n_questions]
+    rows = []
+    for q_id, question in enumerate(questions):
+        for p_id, pair in enumerate(concept.instruction_pairs):
+            for label, system in ((1, pair.pos), (0, pair.neg)):
+                rows.append((q_id, p_id, q_id * concept.n_pairs + p_id, label, system, question))
+    return pd.DataFrame(rows, columns=["question_id", "instruction_id", "contrast_id", "y", "system", "question"])
+
+
+def generate_contrastive(
+    lm,
+    concept,
+    *,
+    n_questions: int | None = None,
+    max_new_tokens: int = 64,
+    batch_size: int = 16,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """Greedy answers for the contrastive design of ``concept``'s extraction questions.
+
+    Returns :func:`contrastive_prompts`'s table plus ``prompt`` (the formatted prompt) and
+    ``response`` (the answer text).
+    """
+    samples = contrastive_prompts(concept, n_questions=n_questions)
+    samples["prompt"] = [lm.chat_prompt(q, s) for q, s in zip(samples["question"], samples["system"])]
+    samples["response"] = generate(
+        lm, list(samples["prompt"]), max_new_tokens=max_new_tokens, batch_size=batch_size,
+        progress=progress, desc=f"generating {concept.name}",
+    )
+    return samples
+
+
+def complete_contrasts(samples: pd.DataFrame) -> pd.DataFrame:
+    """Drop contrasts where either answer is empty (response_avg would be undefined)."""
+    empty = samples["response"].fillna("").str.strip() == ""
+    bad = set(samples.loc[empty, "contrast_id"])
+    if bad:
+        warnings.warn(f"dropping {len(bad)} contrast(s) with an empty answer: ids {sorted(bad)[:10]}", stacklevel=2)
+    return samples[~samples["contrast_id"].isin(bad)].reset_index(drop=True)
+
+
+def build_activation_set(
+    lm, samples: pd.DataFrame, *, concept: str | None = None, batch_size: int = 16, progress: bool = True
+) -> ActivationSet:
+    """Extract pooled activations for a table from :func:`generate_contrastive`."""
+    samples = complete_contrasts(samples)
+    if samples.empty:
+        raise ValueError("no complete contrast left to extract (all answers were empty)")
+    arrays = extract_activations(
+        lm, list(samples["prompt"]), list(samples["response"]), batch_size=batch_size, progress=progress
+    )
+    return ActivationSet(
+        arrays,
+        y=samples["y"].to_numpy(),
+        question_ids=samples["question_id"].to_numpy(),
+        instruction_ids=samples["instruction_id"].to_numpy(),
+        contrast_ids=samples["contrast_id"].to_numpy(),
+        model_name=lm.name,
+        concept=concept,
+        samples=samples[["question_id", "instruction_id", "contrast_id", "y", "system", "question", "response"]],
+    )
+

@@ -1,0 +1,236 @@
+"""The ``steerkit`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+DEFAULT_LAYER_FRACTION = 0.6  # mid-to-late depth: a rough prior until a search picks the layer
+
+
+def _add_model_options(parser: argparse.ArgumentParser, *, default_model: str | None = None) -> None:
+    group = parser.add_argument_group("model")
+    group.add_argument(
+        "--model", default=default_model,
+        help="embedded alias (smollm2-135m-instruct, gemma3-270m), a .gguf file, a local "
+        "transformers folder or a Hugging Face id (default: the embedded SmolLM2-135M-Instruct"
+        + (", or the model recorded with the input file" if default_model is None else "") + ")",
+    )
+    group.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"],
+                       help="weights and compute dtype (bfloat16 is ~2x faster on recent CPUs)")
+    group.add_argument("--device", default="cpu", help="torch device, e.g. cpu, cuda, cuda:1 (default: cpu)")
+    group.add_argument("--block-path", default=None,
+                       help="dotted path of the decoder block list, only if steerkit cannot find it")
+    group.add_argument("--trust-remote-code", action="store_true",
+                       help="allow custom model code from the model folder (off by default)")
+
+
+def _load_model(args, name: str | None):
+    from steerkit.lm import load_model
+
+    start = time.perf_counter()
+    lm = load_model(name, dtype=args.dtype, device=args.device, block_path=args.block_path,
+                    trust_remote_code=args.trust_remote_code)
+    print(f"loaded {lm} in {time.perf_counter() - start:.1f} s", file=sys.stderr)
+    return lm
+
+
+# -- extract ------------------------------------------------------------------------------
+def _cmd_extract(args) -> int:
+    import pandas as pd
+
+    from steerkit._io import write_json
+    from steerkit.activations import build_activation_set, generate_contrastive
+    from steerkit.concepts import load_concept
+
+    concept = load_concept(args.concept)
+    folder = Path(args.out) / concept.name
+    settings = {"model": args.model or "smollm2-135m-instruct", "dtype": args.dtype,
+                "n_questions": args.n_questions, "max_new_tokens": args.max_new_tokens, "concept": concept.to_dict()}
+    cache = folder / "generations.json"
+    lm = _load_model(args, args.model)
+    samples = None
+    if cache.is_file() and not args.force:
+        cached = json.loads(cache.read_text(encoding="utf-8"))
+        if cached.get("settings") == settings:
+            samples = pd.DataFrame(cached["samples"])
+            print(f"reusing {len(samples)} cached answers from {cache}", file=sys.stderr)
+    if samples is None:
+        start = time.perf_counter()
+        samples = generate_contrastive(lm, concept, n_questions=args.n_questions or None,
+                                       max_new_tokens=args.max_new_tokens, batch_size=args.batch_size)
+        print(f"generated {len(samples)} answers in {time.perf_counter() - start:.1f} s", file=sys.stderr)
+        write_json(cache, {"settings": settings, "samples": samples.to_dict(orient="records")})
+    start = time.perf_counter()
+    activations = build_activation_set(lm, samples, concept=concept.name, batch_size=args.batch_size)
+    path = activations.save(folder / "activations.safetensors")
+    print(f"extracted {activations} in {time.perf_counter() - start:.1f} s", file=sys.stderr)
+    print(path)
+    return 0
+
+
+# -- fit ----------------------------------------------------------------------------------
+CONSTRUCTIONS = ("pv", "unit_mean", "cluster", "pca")
+
+
+def _make_steerer(name: str):
+    from steerkit.estimators import ClusterSteerer, PCASteerer, PVSteerer, UnitMeanSteerer
+
+    return {"pv": PVSteerer, "unit_mean": UnitMeanSteerer, "cluster": ClusterSteerer, "pca": PCASteerer}[name]()
+
+
+def _cmd_fit(args) -> int:
+    from steerkit.activations import ActivationSet
+    from steerkit.estimators.files import save_vector
+
+    activations = ActivationSet.load(args.activations)
+    out = Path(args.out) if args.out else Path(args.activations).parent / "vectors"
+    X, y, metadata = activations.steerer_inputs(args.position)
+    layer = args.layer if args.layer is not None else round(DEFAULT_LAYER_FRACTION * (activations.n_layers - 1))
+    for name in args.construction:
+        start = time.perf_counter()
+        steerer = _make_steerer(name).fit(X, y, **metadata)
+        path = save_vector(
+            out / name, steerer.vector_, model=activations.model_name, layer=layer, construction=name,
+            concept=activations.concept, coefficient=args.coefficient, position=args.position,
+            n_contrasts=activations.n_contrasts,
+        )
+        norm = float((steerer.vector_[layer] ** 2).sum() ** 0.5)
+        print(f"{name:>9}: fitted in {1000 * (time.perf_counter() - start):.0f} ms, "
+              f"|v| at layer {layer} = {norm:.2f} -> {path}", file=sys.stderr)
+        print(path)
+    return 0
+
+
+# -- generate -----------------------------------------------------------------------------
+def _cmd_generate(args) -> int:
+    from steerkit.concepts import load_concept
+    from steerkit.estimators.files import load_vector
+    from steerkit.steering import steer
+
+    vector, sidecar = load_vector(args.vector)
+    lm = _load_model(args, args.model or sidecar.get("model"))
+    layer = args.layer if args.layer is not None else sidecar.get("layer")
+    if layer is None:
+        layer = round(DEFAULT_LAYER_FRACTION * lm.n_layers)
+    if vector.ndim == 2:
+        if vector.shape[0] != lm.n_layers + 1:
+            raise SystemExit(f"error: the vector file holds {vector.shape[0]} layers but {lm.name} has "
+                             f"{lm.n_layers + 1}; use the model it was fitted on")
+        vector = vector[layer]
+    coefficient = args.coefficient if args.coefficient is not None else (sidecar.get("coefficient") or 1.0)
+    questions = args.question
+    if not questions:
+        concept_name = args.concept or sidecar.get("concept")
+        if not concept_name:
+            raise SystemExit("error: give --question or --concept (the vector file names no concept)")
+        questions = list(load_concept(concept_name).evaluation_questions[: args.n_questions])
+    kwargs = {"max_new_tokens": args.max_new_tokens, "batch_size": args.batch_size}
+    start = time.perf_counter()
+    with steer(lm, vector, layer, coefficient, positions=args.positions):
+        steered = lm.generate(questions, **kwargs)
+    elapsed = time.perf_counter() - start
+    baseline = lm.generate(questions, **kwargs) if args.compare else None
+    print(f"steering at layer {layer} with coefficient {coefficient} on {args.positions} positions "
+          f"({len(questions)} answers in {elapsed:.1f} s)", file=sys.stderr)
+    records = []
+    for i, question in enumerate(questions):
+        record = {"question": question, "steered": steered[i]}
+        print(f"\nQ: {question}")
+        if baseline is not None:
+            record["unsteered"] = baseline[i]
+            print(textwrap.indent(textwrap.fill(baseline[i], 96), "  unsteered | "))
+        print(textwrap.indent(textwrap.fill(steered[i], 96), "  steered   | "))
+        records.append(record)
+    if args.out:
+        from steerkit._io import write_json
+
+        write_json(args.out, {"layer": layer, "coefficient": coefficient, "positions": args.positions,
+                              "model": lm.name, "answers": records})
+    return 0
+
+
+# -- parser -------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="steerkit",
+        description="Activation steering with GRACE diagnostics. Layers: l = output of decoder block l "
+        "(1-based), 0 = embedding output.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    extract = commands.add_parser(
+        "extract", help="contrastive generation + activation extraction for a concept",
+        description="Answer the concept's extraction questions under every positive and negative "
+        "instruction, then read prompt_last / prompt_avg / response_avg activations at all layers. "
+        "Writes OUT/<concept>/generations.json (reused on re-runs) and OUT/<concept>/activations.safetensors.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    extract.add_argument("concept", help="bundled concept name (see steerkit/concepts/data) or path to a concept JSON")
+    extract.add_argument("--out", default="steerkit-out", help="output directory")
+    extract.add_argument("--n-questions", type=int, default=12, help="extraction questions to use (0 = all)")
+    extract.add_argument("--max-new-tokens", type=int, default=48, help="length limit of each answer in tokens")
+    extract.add_argument("--batch-size", type=int, default=32, help="sequences per forward pass")
+    extract.add_argument("--force", action="store_true", help="regenerate answers even if cached")
+    _add_model_options(extract, default_model=None)
+    extract.set_defaults(func=_cmd_extract)
+
+    fit = commands.add_parser(
+        "fit", help="fit steering vectors (PV, unit-mean, cluster, PCA) from an activation file",
+        description="Fit one steering vector per construction on all layers and save each as "
+        "<out>/<construction>.safetensors with a JSON sidecar (model, layer, construction, concept, "
+        "hidden size, coefficient).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    fit.add_argument("activations", help="activations.safetensors written by `steerkit extract`")
+    fit.add_argument("--construction", nargs="+", choices=CONSTRUCTIONS, default=["pv", "unit_mean", "cluster"],
+                     help="vector constructions to fit")
+    fit.add_argument("--position", default="response_avg", choices=["response_avg", "prompt_avg", "prompt_last"],
+                     help="which pooled activations to fit on (GRACE: response_avg)")
+    fit.add_argument("--layer", type=int, default=None,
+                     help=f"layer recorded as the default for generation (default: {DEFAULT_LAYER_FRACTION} x depth)")
+    fit.add_argument("--coefficient", type=float, default=4.0, help="strength recorded as the default for generation")
+    fit.add_argument("--out", default=None, help="output directory (default: beside the activations, vectors/)")
+    fit.set_defaults(func=_cmd_fit)
+
+    gen = commands.add_parser(
+        "generate", help="generate steered answers with a saved vector",
+        description="Add coefficient x vector at the layer's block output while generating greedy answers.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    gen.add_argument("vector", help="vector file written by `steerkit fit` (.safetensors, sidecar beside it)")
+    gen.add_argument("--layer", type=int, default=None, help="layer to steer (default: the one in the sidecar)")
+    gen.add_argument("--coefficient", type=float, default=None, help="strength (default: the one in the sidecar)")
+    gen.add_argument("--positions", default="response", choices=["response", "prompt", "all"],
+                     help="which token positions are steered")
+    gen.add_argument("-q", "--question", action="append", default=None,
+                     help="a question to answer (repeatable; default: the concept's evaluation questions)")
+    gen.add_argument("--concept", default=None, help="concept whose evaluation questions to use (default: the vector's)")
+    gen.add_argument("--n-questions", type=int, default=4, help="how many evaluation questions")
+    gen.add_argument("--max-new-tokens", type=int, default=48, help="length limit of each answer in tokens")
+    gen.add_argument("--batch-size", type=int, default=16, help="prompts per generation batch")
+    gen.add_argument("--compare", action="store_true", help="also print the unsteered answers")
+    gen.add_argument("--out", default=None, help="also write the answers to this JSON file")
+    _add_model_options(gen, default_model=None)
+    gen.set_defaults(func=_cmd_generate)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``steerkit`` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, FileNotFoundError, KeyError, ModuleNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

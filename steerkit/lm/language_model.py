@@ -1,0 +1,80 @@
+"""``LanguageModel``: a causal LM, its tokenizer and its decoder blocks, in one handle."""
+
+from __future__ import annotations
+
+from torch import nn
+
+from steerkit.lm.blocks import find_decoder_blocks
+from steerkit.lm.chat import format_chat, uses_chat_template
+
+
+class LanguageModel:
+    """A transformers causal LM plus tokenizer, with the decoder blocks located.
+
+    Layer convention used everywhere in steerkit: layer ``l`` (1..L) is the residual stream
+    *after* decoder block ``l``; layer 0 is the embedding output (the input of block 1).
+    Activation arrays therefore have ``n_layers + 1`` entries on their layer axis.
+
+    Attributes
+    ----------
+    model : the ``PreTrainedModel`` (in eval mode).
+    tokenizer : its tokenizer; a missing pad token is set to the EOS token.
+    name : the name it was loaded by.
+    block_path : dotted path of the decoder block list (``"model.layers"``).
+    blocks : the ``nn.ModuleList`` of decoder blocks (length ``n_layers``).
+    """
+
+    def __init__(self, model: nn.Module, tokenizer, *, name: str = "model", block_path: str | None = None):
+        self.model = model
+        self.tokenizer = tokenizer
+        self.name = name
+        self.block_path, self.blocks = find_decoder_blocks(model, block_path)
+        if tokenizer.pad_token is None:
+            tokenizer.pad_token = tokenizer.eos_token
+
+    # scikit-learn's clone() deep-copies non-estimator parameters; a model is shared instead.
+    def __sklearn_clone__(self) -> "LanguageModel":
+        return self
+
+    def __repr__(self) -> str:
+        return (
+            f"LanguageModel({self.name!r}, layers={self.n_layers}, hidden_size={self.hidden_size}, "
+            f"dtype={self.dtype}, device={self.device})"
+        )
+
+    @property
+    def n_layers(self) -> int:
+        """Number of decoder blocks ``L`` (activation arrays hold ``L + 1`` layers)."""
+        return len(self.blocks)
+
+    @property
+    def hidden_size(self) -> int:
+        """Width ``d`` of the residual stream."""
+        config = self.model.config
+        config = config.get_text_config() if hasattr(config, "get_text_config") else config
+        return int(config.hidden_size)
+
+    @property
+    def device(self):
+        return next(self.model.parameters()).device
+
+    @property
+    def dtype(self):
+        return next(self.model.parameters()).dtype
+
+    @property
+    def adds_special_tokens(self) -> bool:
+        """Whether tokenising a prompt must add BOS (False when a chat template adds it)."""
+        return not uses_chat_template(self.tokenizer)
+
+    def chat_prompt(self, question: str, system: str | None = None) -> str:
+        """Prompt text for ``question`` under system instruction ``system``."""
+        return format_chat(self.tokenizer, question, system)
+
+    def generate(self, questions, system=None, **kwargs) -> list[str]:
+        """Greedy answers to ``questions`` (see :func:`steerkit.lm.generation.generate`)."""
+        from steerkit.lm.generation import generate
+
+        systems = system if isinstance(system, (list, tuple)) else [system] * len(questions)
+        prompts = [self.chat_prompt(q, s) for q, s in zip(questions, systems)]
+        return generate(self, prompts, **kwargs)

@@ -1,0 +1,131 @@
+"""``SteeredModel``: a language model plus a steerer, layer and positions, as one estimator."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Iterator
+
+import numpy as np
+from sklearn.base import BaseEstimator, clone
+from sklearn.exceptions import NotFittedError
+from sklearn.utils.validation import check_is_fitted
+
+from steerkit.steering.hooks import POSITION_MODES, Steering, check_layer
+
+
+class SteeredModel(BaseEstimator):
+    """Generate answers from ``model`` with ``steerer``'s vector added at ``layer``.
+
+    Parameters
+    ----------
+    model : :class:`steerkit.lm.LanguageModel` (shared, never copied by ``clone``).
+    steerer : a steerer estimator (``PVSteerer()``, ...). ``fit`` fits a clone of it; a
+        steerer that is already fitted can be used without calling ``fit``.
+    layer : int, where to add the vector: 1..L = output of block ``layer``, 0 = embeddings.
+    positions : ``"response"`` (default), ``"prompt"`` or ``"all"``; see
+        :class:`steerkit.steering.Steering`.
+    position : which pooled activations ``fit`` reads from an ``ActivationSet``
+        (``"response_avg"`` in GRACE).
+    max_new_tokens, batch_size : generation settings.
+
+    The steering strength is the steerer's ``coefficient`` (nested parameter
+    ``steerer__coefficient``), so a search varies it like any other hyperparameter.
+
+    Attributes
+    ----------
+    steerer_ : the fitted steerer (after ``fit``).
+    """
+
+    def __init__(
+        self,
+        model=None,
+        steerer=None,
+        layer: int | None = None,
+        positions: str = "response",
+        position: str = "response_avg",
+        max_new_tokens: int = 64,
+        batch_size: int = 16,
+    ):
+        self.model = model
+        self.steerer = steerer
+        self.layer = layer
+        self.positions = positions
+        self.position = position
+        self.max_new_tokens = max_new_tokens
+        self.batch_size = batch_size
+
+    def fit(self, X, y=None, **fit_params):
+        """Fit a clone of ``steerer``.
+
+        ``X`` is an ``ActivationSet`` (its ``position`` activations, labels, contrast and
+        instruction ids are used) or an array ``(n, L + 1, d)`` / ``(n, d)`` passed on to the
+        steerer together with ``y`` and ``fit_params``.
+        """
+        if self.steerer is None:
+            raise ValueError("SteeredModel needs a steerer, e.g. SteeredModel(model, PVSteerer(), layer=12)")
+        if hasattr(X, "steerer_inputs"):
+            X, y, metadata = X.steerer_inputs(self.position)
+            fit_params = {**metadata, **fit_params}
+        self.steerer_ = clone(self.steerer).fit(X, y, **fit_params)
+        return self
+
+    # -- the vector -------------------------------------------------------------------------
+    def _fitted_steerer(self):
+        if hasattr(self, "steerer_"):
+            return self.steerer_
+        try:
+            check_is_fitted(self.steerer)
+        except (NotFittedError, TypeError):
+            raise NotFittedError(
+                "SteeredModel is not fitted: call fit(activation_set) or pass an already fitted steerer"
+            ) from None
+        return self.steerer
+
+    def _check(self) -> int:
+        if self.model is None:
+            raise ValueError("SteeredModel needs a model: SteeredModel(model=load_model(), ...)")
+        if self.layer is None:
+            raise ValueError(f"SteeredModel needs a layer in 0..{self.model.n_layers}")
+        if self.positions not in POSITION_MODES:
+            raise ValueError(f"positions must be one of {POSITION_MODES}, got {self.positions!r}")
+        return check_layer(self.model, self.layer)
+
+    @property
+    def vector_(self) -> np.ndarray:
+        """The steering vector used at ``layer``, shape ``(d,)``, activation units."""
+        layer = self._check()
+        vector = np.asarray(self._fitted_steerer().vector_)
+        if vector.ndim == 2:
+            if vector.shape[0] != self.model.n_layers + 1:
+                raise ValueError(
+                    f"the steerer was fitted on {vector.shape[0]} layers but {self.model.name} has "
+                    f"{self.model.n_layers + 1} (0..{self.model.n_layers})"
+                )
+            vector = vector[layer]
+        return vector
+
+    @property
+    def coefficient_(self) -> float:
+        """The strength in use (the fitted steerer's ``coefficient``)."""
+        return float(self._fitted_steerer().coefficient)
+
+    @contextlib.contextmanager
+    def steering(self) -> Iterator[Steering]:
+        """Context manager with the vector installed on the model."""
+        layer = self._check()
+        with Steering(self.model, positions=self.positions) as installed:
+            installed.add(self.vector_, layer, self.coefficient_, name="steer")
+            yield installed
+
+    # -- generation -------------------------------------------------------------------------
+    def generate(self, questions, system=None, *, progress: bool = False) -> list[str]:
+        """Steered greedy answers to ``questions`` (list of str), optional system prompt(s)."""
+        with self.steering():
+            return self.model.generate(
+                list(questions), system, max_new_tokens=self.max_new_tokens,
+                batch_size=self.batch_size, progress=progress,
+            )
+
+    def predict(self, X) -> np.ndarray:
+        """Steered answers to the questions ``X`` as an object array (scikit-learn style)."""
+        return np.asarray(self.generate(X), dtype=object)
