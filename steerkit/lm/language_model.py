@@ -24,10 +24,14 @@ class LanguageModel:
     blocks : the ``nn.ModuleList`` of decoder blocks (length ``n_layers``).
     """
 
-    def __init__(self, model: nn.Module, tokenizer, *, name: str = "model", block_path: str | None = None):
+    def __init__(
+        self, model: nn.Module, tokenizer, *, name: str = "model", block_path: str | None = None,
+        load_spec: dict | None = None,
+    ):
         self.model = model
         self.tokenizer = tokenizer
         self.name = name
+        self.load_spec = load_spec
         self.block_path, self.blocks = find_decoder_blocks(model, block_path)
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token
@@ -35,6 +39,33 @@ class LanguageModel:
     # scikit-learn's clone() deep-copies non-estimator parameters; a model is shared instead.
     def __sklearn_clone__(self) -> "LanguageModel":
         return self
+
+    # Pickling (joblib workers, saved estimators): a model loaded by name travels as its load
+    # arguments and is loaded once per process on the other side; an in-memory model travels
+    # as config + weights.
+    def __getstate__(self) -> dict:
+        if self.load_spec is not None:
+            return {"load_spec": self.load_spec}
+        return {
+            "config": self.model.config,
+            "weights": self.model.state_dict(),
+            "tokenizer": self.tokenizer,
+            "name": self.name,
+            "block_path": self.block_path,
+        }
+
+    def __setstate__(self, state: dict) -> None:
+        if "load_spec" in state:
+            from steerkit.lm.loading import load_model_cached
+
+            self.__dict__.update(load_model_cached(**state["load_spec"]).__dict__)
+            return
+        from transformers import AutoModelForCausalLM
+
+        model = AutoModelForCausalLM.from_config(state["config"])
+        model.load_state_dict(state["weights"])
+        model.eval()
+        self.__init__(model, state["tokenizer"], name=state["name"], block_path=state["block_path"])
 
     def __repr__(self) -> str:
         return (

@@ -134,4 +134,21 @@ def load_model(
         str(source), dtype=torch_dtype, trust_remote_code=trust_remote_code
     )
     model.to(device).eval()
-    return LanguageModel(model, tokenizer, name=name, block_path=block_path)
+    spec = {"name": name, "dtype": str(torch_dtype).removeprefix("torch."), "device": str(device),
+            "block_path": block_path, "trust_remote_code": trust_remote_code}
+    return LanguageModel(model, tokenizer, name=name, block_path=block_path, load_spec=spec)
+
+
+_PROCESS_MODELS: dict[tuple, LanguageModel] = {}
+
+
+def load_model_cached(**spec) -> LanguageModel:
+    """:func:`load_model`, but one shared instance per process and argument set.
+
+    Used when a pickled :class:`LanguageModel` arrives in a worker process, so many estimators
+    unpickled there share one model.
+    """
+    key = tuple(sorted(spec.items()))
+    if key not in _PROCESS_MODELS:
+        _PROCESS_MODELS[key] = load_model(**spec)
+    return _PROCESS_MODELS[key]

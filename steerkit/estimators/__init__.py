@@ -1,0 +1,14 @@
+"""Steering-vector estimators (scikit-learn transformers).
+
+Each steerer learns one steering vector from contrast pairs of activations
+(2-D ``(n_samples, d)`` or 3-D ``(n_samples, n_layers, d)``) and adds
+``coefficient * vector_`` to activations in ``transform``.
+"""
+
+from ._base import BaseSteerer
+from .cluster import ClusterSteerer
+from .pca import PCASteerer
+from .pv import PVSteerer
+from .unit_mean import UnitMeanSteerer
+
+__all__ = ["BaseSteerer", "ClusterSteerer", "PCASteerer", "PVSteerer", "UnitMeanSteerer"]

@@ -1,0 +1,64 @@
+import pickle
+
+import numpy as np
+import pytest
+from sklearn.base import clone
+
+from steerkit.estimators import PVSteerer, UnitMeanSteerer
+from steerkit.steering import SteeredModel
+
+
+def test_nested_params_and_clone(tiny_llama):
+    model = SteeredModel(tiny_llama, PVSteerer(coefficient=2.0), layer=2)
+    params = model.get_params()
+    assert params["steerer__coefficient"] == 2.0 and params["layer"] == 2
+    model.set_params(steerer__coefficient=5.0, layer=1)
+    copy = clone(model)
+    assert copy.steerer.coefficient == 5.0 and copy.layer == 1
+    assert copy.model is tiny_llama and copy.steerer is not model.steerer
+
+
+def test_fit_from_activation_set_uses_layer_slice(pirate_activations, smollm):
+    model = SteeredModel(smollm, UnitMeanSteerer(coefficient=3.0), layer=12).fit(pirate_activations)
+    direct = UnitMeanSteerer().fit(pirate_activations.differences("response_avg"))
+    np.testing.assert_allclose(model.vector_, direct.vector_[12], rtol=1e-5, atol=1e-6)
+    assert model.coefficient_ == 3.0
+
+
+def test_generate_equals_manual_steering(pirate_activations, smollm):
+    from steerkit.steering import steer
+
+    model = SteeredModel(smollm, PVSteerer(coefficient=4.0), layer=18, max_new_tokens=12).fit(pirate_activations)
+    question = ["How do I make a budget?"]
+    with steer(smollm, model.vector_, 18, 4.0):
+        manual = smollm.generate(question, max_new_tokens=12)
+    assert model.generate(question) == manual
+    assert model.predict(question).tolist() == manual
+
+
+def test_prefitted_steerer_and_errors(tiny_llama):
+    rng = np.random.default_rng(0)
+    steerer = PVSteerer().fit(rng.normal(size=(6, 64)))
+    model = SteeredModel(tiny_llama, steerer, layer=2, max_new_tokens=3)
+    assert len(model.generate(["hi"])) == 1
+    with pytest.raises(Exception, match="not fitted"):
+        SteeredModel(tiny_llama, PVSteerer(), layer=2).generate(["hi"])
+    with pytest.raises(ValueError, match="needs a layer"):
+        SteeredModel(tiny_llama, steerer).generate(["hi"])
+    with pytest.raises(ValueError, match="fitted on 5 layers"):
+        SteeredModel(tiny_llama, PVSteerer().fit(rng.normal(size=(6, 5, 64))), layer=1).vector_
+
+
+def test_pickle_round_trip_keeps_vector(tiny_llama):
+    rng = np.random.default_rng(1)
+    model = SteeredModel(tiny_llama, PVSteerer(), layer=1).fit(rng.normal(size=(8, 4, 64)))
+    restored = pickle.loads(pickle.dumps(model))
+    np.testing.assert_array_equal(restored.vector_, model.vector_)
+
+
+def test_model_loaded_by_name_pickles_as_a_reference(smollm):
+    blob = pickle.dumps(SteeredModel(smollm, PVSteerer(), layer=3))
+    assert len(blob) < 10_000  # the weights do not travel
+    restored = pickle.loads(blob)
+    assert restored.model.n_layers == 30 and restored.model.load_spec == smollm.load_spec
+    assert pickle.loads(blob).model.model is restored.model.model  # one torch model per process
