@@ -1,0 +1,24 @@
+"""Searches over steering configurations, question-level cross-validation, search efficiency."""
+
+from steerkit.model_selection._cache import EvaluationCache, config_key
+from steerkit.model_selection._efficiency import best_so_far, search_efficiency, trials_to_fraction
+from steerkit.model_selection._grid import GridSearchSteer
+from steerkit.model_selection._space import GRACE_COEFFICIENTS, grace_grid, grace_space
+from steerkit.model_selection._split import QuestionKFold
+from steerkit.model_selection._tpe import TPESearchSteer
+from steerkit.model_selection._validation import cross_val_steer
+
+__all__ = [
+    "EvaluationCache",
+    "GRACE_COEFFICIENTS",
+    "GridSearchSteer",
+    "QuestionKFold",
+    "TPESearchSteer",
+    "best_so_far",
+    "config_key",
+    "cross_val_steer",
+    "grace_grid",
+    "grace_space",
+    "search_efficiency",
+    "trials_to_fraction",
+]

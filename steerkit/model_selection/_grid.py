@@ -1,0 +1,86 @@
+"""Exhaustive search over a parameter grid of a ``SteeredModel``."""
+
+from __future__ import annotations
+
+from joblib import Parallel, delayed
+from sklearn.model_selection import ParameterGrid
+from tqdm.auto import tqdm
+
+from steerkit.model_selection._base import BaseSearchSteer, evaluate_config
+from steerkit.model_selection._cache import config_key
+
+
+class GridSearchSteer(BaseSearchSteer):
+    """Evaluate every configuration of ``param_grid``, like ``GridSearchCV``.
+
+    Parameters
+    ----------
+    estimator : a ``SteeredModel`` (or any estimator with ``fit(activations)`` and
+        ``generate(questions)``).
+    param_grid : dict (or list of dicts) of parameter name → list of values, e.g.
+        ``{"layer": [5, 10, 15], "steerer__coefficient": [1, 2, 3]}``; steerer types too:
+        ``{"steerer": [PVSteerer(), UnitMeanSteerer()]}``.
+    scoring : a steerkit judge (``SteerScorer``).
+    layers : optional restricted layer set; replaces the grid's ``"layer"`` values.
+    cv : ``None``, an int (``QuestionKFold``) or a question splitter.
+    refit : refit the best configuration as ``best_estimator_`` (or a callable
+        ``cv_results_ -> index``).
+    n_jobs : joblib workers over configurations (processes; each loads the model once).
+    cache : an :class:`EvaluationCache` to share judged answers between searches.
+    progress : show a progress bar.
+
+    Attributes
+    ----------
+    cv_results_ : dict of arrays (``pandas.DataFrame(search.cv_results_)``), one row per
+        configuration: ``params``, ``param_*``, ``split*_test_score``, ``mean_test_score``,
+        ``std_test_score``, ``rank_test_score``, ``mean_concept``, ``mean_coherence``,
+        ``n_missing``, ``seconds``, ``cached``, ``state``.
+    best_params_, best_score_, best_index_, best_estimator_, n_splits_ : as in sklearn.
+    history_ : DataFrame of trials in evaluation order with ``score`` and ``best_so_far``.
+    """
+
+    def __init__(self, estimator=None, param_grid=None, scoring=None, *, layers=None, cv=None, refit=True,
+                 n_jobs=None, cache=None, progress=True):
+        self.estimator = estimator
+        self.param_grid = param_grid
+        self.scoring = scoring
+        self.layers = layers
+        self.cv = cv
+        self.refit = refit
+        self.n_jobs = n_jobs
+        self.cache = cache
+        self.progress = progress
+
+    def _candidates(self) -> list[dict]:
+        if not self.param_grid:
+            raise ValueError("param_grid must name at least one parameter, e.g. {'layer': [5, 10]}")
+        grids = self.param_grid if isinstance(self.param_grid, list) else [self.param_grid]
+        return list(ParameterGrid([self._apply_layers(dict(g)) for g in grids]))
+
+    def _run(self, activations, questions: list[str]) -> list[dict]:
+        candidates = self._candidates()
+        todo = {}
+        for params in candidates:
+            key = config_key(params)
+            if key not in todo and self._cache_.missing(key, questions):
+                todo[key] = params
+        fresh_seconds = {}
+        if todo:
+            jobs = (delayed(evaluate_config)(self.estimator, params, activations,
+                                             self._cache_.missing(key, questions), self.scoring)
+                    for key, params in todo.items())
+            results = Parallel(n_jobs=self.n_jobs, return_as="generator")(jobs)
+            bar = tqdm(zip(todo, results), total=len(todo), desc="grid search", unit="config", disable=not self.progress)
+            for key, (table, seconds) in bar:
+                self._cache_.store(key, table)
+                fresh_seconds[key] = seconds
+        records, seen = [], set()
+        for params in candidates:
+            key = config_key(params)
+            records.append({
+                "params": params, "table": self._cache_.table(key, questions),
+                "seconds": fresh_seconds.get(key, 0.0) if key not in seen else 0.0,
+                "cached": key not in fresh_seconds or key in seen, "state": "complete",
+            })
+            seen.add(key)
+        return records
