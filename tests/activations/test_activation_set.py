@@ -63,3 +63,14 @@ def test_validation_messages(tmp_path):
         bad.differences()
     with pytest.raises(FileNotFoundError):
         ActivationSet.load(tmp_path / "nothing.safetensors")
+
+
+def test_saved_files_respect_the_umask(tmp_path):
+    import os
+    import stat
+
+    path = make_set().save(tmp_path / "acts")
+    mode = stat.S_IMODE(os.stat(path).st_mode)
+    umask = os.umask(0)
+    os.umask(umask)
+    assert mode == 0o666 & ~umask
