@@ -223,6 +223,52 @@ def _cmd_search(args) -> int:
     return 0 if np.isfinite(search.best_score_) else 1
 
 
+# -- diagnose -----------------------------------------------------------------------------
+def _activation_file(path: str) -> Path:
+    path = Path(path)
+    return path / "activations.safetensors" if path.is_dir() else path
+
+
+def write_diagnostics(recommender, folder: Path) -> dict:
+    """Write a fitted recommender's tables and plots into ``folder``; return the summary dict."""
+    from steerkit._io import write_json, write_text
+    from steerkit.diagnostics import (
+        plot_alignment, plot_granularity, plot_magnitudes, plot_pair_heatmap,
+    )
+
+    report, rec = recommender.report_, recommender.recommendation_
+    write_text(folder / "layers.csv", report.layers.to_csv(index=False))
+    summary = {
+        "recommendation": {"construction": rec.construction, "search_space": rec.search_space,
+                           "layers": rec.layers, "n_trials": rec.n_trials, "pilot": rec.pilot,
+                           "reasons": rec.reasons},
+        "statistics": {k: (v.item() if hasattr(v, "item") else v) for k, v in report.summary.items()},
+    }
+    write_json(folder / "diagnostics.json", summary)
+    for name, plot in (("alignment", plot_alignment), ("granularity", plot_granularity),
+                       ("pair_heatmap", plot_pair_heatmap), ("magnitudes", plot_magnitudes)):
+        plot(report, path=folder / f"{name}.png")
+    return summary
+
+
+def _cmd_diagnose(args) -> int:
+    from steerkit.activations import ActivationSet
+    from steerkit.diagnostics import GraceRecommender
+
+    for item in args.activations:
+        activations = ActivationSet.load(_activation_file(item))
+        name = activations.concept or Path(item).stem
+        recommender = GraceRecommender(
+            top_k=args.top_k, pl_ra_threshold=args.pl_ra_threshold, cluster_share=args.cluster_share,
+            magnitude_cv_threshold=args.magnitude_cv_threshold,
+        ).fit(activations)
+        folder = Path(args.out) / name
+        write_diagnostics(recommender, folder)
+        print(f"\n{name} ({activations.n_contrasts} contrasts, {activations.model_name}): {recommender.recommendation_}")
+        print(f"  tables and plots: {folder}")
+    return 0
+
+
 # -- parser -------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -287,6 +333,24 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--out", default=None, help="also write the answers to this JSON file")
     _add_model_options(gen, default_model=None)
     gen.set_defaults(func=_cmd_generate)
+
+    diagnose = commands.add_parser(
+        "diagnose", help="GRACE geometry diagnostics and recommendation per concept",
+        description="Compute alignment, granularity, magnitude CV, PL/RA correlation, per-pair structure "
+        "and ANOVA from activation files; print GRACE's recommendation (construction, search layers, "
+        "budget) with its reasons; write OUT/<concept>/layers.csv, diagnostics.json and plots.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    diagnose.add_argument("activations", nargs="+", help="activation files (or folders holding activations.safetensors)")
+    diagnose.add_argument("--out", default="steerkit-out/diagnostics", help="output directory")
+    diagnose.add_argument("--top-k", type=int, default=15, help="layers kept per alignment profile")
+    diagnose.add_argument("--pl-ra-threshold", type=float, default=0.2,
+                          help="below this PL/RA correlation the search space is the PL ∪ RA union")
+    diagnose.add_argument("--cluster-share", type=float, default=0.6,
+                          help="share of layers with instruction-pair blocks that selects the cluster construction")
+    diagnose.add_argument("--magnitude-cv-threshold", type=float, default=None,
+                          help="magnitude CV above which unit_mean is chosen (off by default; GRACE: 0.45 on Gemma-3-27B)")
+    diagnose.set_defaults(func=_cmd_diagnose)
 
     search = commands.add_parser(
         "search", help="grid or TPE search over layer x coefficient, judged on evaluation questions",

@@ -22,6 +22,7 @@ from steerkit.diagnostics.geometry import (
     profile_correlation,
     within_question_agreement,
 )
+from steerkit.diagnostics.recommender import GraceRecommender, Recommendation
 from steerkit.diagnostics.plots import (
     plot_alignment,
     plot_best_so_far,
@@ -36,6 +37,8 @@ __all__ = [
     "BLOCK_LOW",
     "BLOCK_SHARE_DETECTED",
     "GeometryReport",
+    "GraceRecommender",
+    "Recommendation",
     "alignment",
     "anova_eta_squared",
     "block_structure",
