@@ -50,3 +50,56 @@ def load_vector(path: str | os.PathLike) -> tuple[np.ndarray, dict]:
     vector = load_file(str(tensor_path))["vector"]
     sidecar = json.loads(sidecar_path.read_text(encoding="utf-8")) if sidecar_path.is_file() else {}
     return vector, sidecar
+
+
+def save_gguf_control_vector(path: str | os.PathLike, vectors: dict[int, np.ndarray], *, model_hint: str,
+                             n_layers: int) -> Path:
+    """Write a llama.cpp control vector (GGUF) with ``{steerkit layer: vector (d,)}``.
+
+    llama.cpp adds tensor ``direction.k`` to the output of decoder block ``k`` (0-based,
+    after its residual add, at every position) and rejects ``direction.0``; so steerkit layer
+    ``l`` (output of block ``l``, 1-based) is written as ``direction.(l-1)`` and layers 0 and 1
+    cannot be exported. Scale the vectors by the coefficient you want before writing: llama.cpp
+    multiplies them by ``--control-vector-scaled`` strength (1.0 reproduces them).
+    ``n_layers`` is the model's block count (``controlvector.layer_count``).
+    """
+    import gguf
+
+    bad = sorted(layer for layer in vectors if not 2 <= layer <= n_layers)
+    if bad:
+        raise ValueError(
+            f"llama.cpp control vectors can steer layers 2..{n_layers} only (layer l is direction.(l-1) "
+            f"and direction.0 is rejected); got {bad}"
+        )
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        writer = gguf.GGUFWriter(str(tmp), "controlvector")
+        writer.add_string("controlvector.model_hint", model_hint)
+        writer.add_uint32("controlvector.layer_count", n_layers)
+        for layer in sorted(vectors):
+            writer.add_tensor(f"direction.{layer - 1}", np.ascontiguousarray(vectors[layer], dtype=np.float32))
+        writer.write_header_to_file()
+        writer.write_kv_data_to_file()
+        writer.write_tensors_to_file()
+        writer.close()
+    return path
+
+
+def load_gguf_control_vector(path: str | os.PathLike) -> tuple[dict[int, np.ndarray], dict]:
+    """Read a llama.cpp control vector: ``({steerkit layer: vector (d,)}, metadata)``."""
+    import gguf
+
+    reader = gguf.GGUFReader(str(path))
+    vectors = {}
+    for tensor in reader.tensors:
+        prefix, _, index = tensor.name.partition(".")
+        if prefix != "direction" or not index.isdigit():
+            raise ValueError(f"{path}: unexpected tensor {tensor.name!r} in a control vector file")
+        vectors[int(index) + 1] = np.array(tensor.data, dtype=np.float32).reshape(-1)
+    metadata = {}
+    for key in ("general.architecture", "controlvector.model_hint", "controlvector.layer_count"):
+        field = reader.get_field(key)
+        if field is not None:
+            value = field.contents()
+            metadata[key] = value
+    return vectors, metadata

@@ -1,0 +1,39 @@
+import numpy as np
+import pytest
+
+from steerkit.estimators.files import load_gguf_control_vector, load_vector, save_gguf_control_vector, save_vector
+
+
+def test_safetensors_vector_and_sidecar_round_trip(tmp_path):
+    vector = np.random.default_rng(0).normal(size=(5, 8)).astype(np.float32)
+    path = save_vector(tmp_path / "v", vector, model="m", layer=3, construction="pv", concept="pirate", coefficient=2.0)
+    assert path.name == "v.safetensors" and (tmp_path / "v.json").is_file()
+    loaded, sidecar = load_vector(tmp_path / "v.safetensors")
+    np.testing.assert_array_equal(loaded, vector)
+    assert sidecar == {"model": "m", "layer": 3, "construction": "pv", "concept": "pirate", "hidden_size": 8,
+                       "coefficient": 2.0, "shape": [5, 8]}
+    with pytest.raises(FileNotFoundError):
+        load_vector(tmp_path / "missing")
+
+
+def test_gguf_control_vector_maps_layers_to_llama_cpp_indices(tmp_path):
+    rng = np.random.default_rng(1)
+    vectors = {2: rng.normal(size=16).astype(np.float32), 7: rng.normal(size=16).astype(np.float32)}
+    path = save_gguf_control_vector(tmp_path / "cv.gguf", vectors, model_hint="llama", n_layers=30)
+
+    import gguf
+
+    names = sorted(t.name for t in gguf.GGUFReader(str(path)).tensors)
+    assert names == ["direction.1", "direction.6"]  # block output l (1-based) = direction.(l-1)
+    loaded, meta = load_gguf_control_vector(path)
+    assert set(loaded) == {2, 7}
+    for layer, vector in vectors.items():
+        np.testing.assert_array_equal(loaded[layer], vector)
+    assert meta["general.architecture"] == "controlvector"
+    assert meta["controlvector.model_hint"] == "llama" and meta["controlvector.layer_count"] == 30
+
+
+def test_gguf_rejects_layers_llama_cpp_cannot_steer(tmp_path):
+    with pytest.raises(ValueError, match=r"layers 2..30 only.*got \[1\]"):
+        save_gguf_control_vector(tmp_path / "cv.gguf", {1: np.zeros(4)}, model_hint="llama", n_layers=30)
+    assert not (tmp_path / "cv.gguf").exists()
