@@ -1,0 +1,35 @@
+"""Judges as scorer objects, GRACE utility and judge-free text metrics.
+
+Every judge is a :class:`SteerScorer`: ``judge(steered_model, questions)`` returns the mean
+utility (0–100) of the model's answers, and ``judge.score_responses(questions, responses)``
+returns one row per response with :data:`RESPONSE_COLUMNS` (scores on 0–100, NaN = missing).
+
+- :class:`LLMJudge`: a language model (local or behind an OpenAI-compatible API) rates
+  concept expression and coherence against rubrics.
+- :class:`EmbeddingJudge`: an offline concept judge, logistic regression on
+  :class:`SentenceEncoder` embeddings of contrastive answers; coherence from a
+  :class:`LikelihoodCoherence`.
+- :func:`make_steer_scorer`: any ``fn(question, response)`` as a scorer.
+"""
+
+from steerkit.metrics._scorer import RESPONSE_COLUMNS, SteerScorer, utility
+from steerkit.metrics.coherence import LikelihoodCoherence
+from steerkit.metrics.embedding_judge import EmbeddingJudge
+from steerkit.metrics.encoder import SentenceEncoder
+from steerkit.metrics.function_scorer import make_steer_scorer
+from steerkit.metrics.llm_judge import DEFAULT_COHERENCE_PROMPT, LLMJudge
+from steerkit.metrics.openai_client import JudgeAuthError, OpenAICompatibleClient
+
+__all__ = [
+    "DEFAULT_COHERENCE_PROMPT",
+    "EmbeddingJudge",
+    "JudgeAuthError",
+    "LLMJudge",
+    "LikelihoodCoherence",
+    "OpenAICompatibleClient",
+    "RESPONSE_COLUMNS",
+    "SentenceEncoder",
+    "SteerScorer",
+    "make_steer_scorer",
+    "utility",
+]

@@ -1,0 +1,94 @@
+"""Batched teacher-forced forward passes of a :class:`~steerkit.lm.LanguageModel`.
+
+Sequences are right-padded, so real tokens keep their positions and the attention mask keeps
+padding out: a sequence scores the same alone and in a padded batch (float tolerance). Only
+the logits that are needed are projected onto the vocabulary (``logits_to_keep``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from steerkit.lm.generation import length_sorted_batches
+
+
+def _right_padded(sequences: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(len(s) for s in sequences)
+    input_ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
+    attention = torch.zeros((len(sequences), width), dtype=torch.long)
+    for row, ids in enumerate(sequences):
+        input_ids[row, : len(ids)] = torch.tensor(ids)
+        attention[row, : len(ids)] = 1
+    return input_ids, attention
+
+
+def _logits(lm, input_ids, attention, logits_to_keep) -> torch.Tensor:
+    output = lm.model(
+        input_ids=input_ids.to(lm.device), attention_mask=attention.to(lm.device),
+        logits_to_keep=logits_to_keep, use_cache=False,
+    )
+    return output.logits.float()
+
+
+@torch.inference_mode()
+def mean_token_log_likelihood(lm, prompts: list[list[int]], answers: list[list[int]], *, batch_size: int = 8) -> np.ndarray:
+    """Mean log-probability (nats per token) of each answer given its prompt.
+
+    Parameters
+    ----------
+    lm : :class:`steerkit.lm.LanguageModel`.
+    prompts, answers : token ids, ``n`` each; the sequence scored is ``prompt + answer``.
+        Prompts must be non-empty.
+    batch_size : sequences per forward pass.
+
+    Returns
+    -------
+    ``(n,)`` float array, ``≤ 0``; NaN for an empty answer.
+    """
+    result = np.full(len(prompts), np.nan)
+    todo = [i for i, answer in enumerate(answers) if answer]
+    pad_id = lm.tokenizer.pad_token_id
+    for batch in length_sorted_batches([len(prompts[i]) + len(answers[i]) for i in todo], batch_size):
+        rows = [todo[j] for j in batch]
+        input_ids, attention = _right_padded([prompts[i] + answers[i] for i in rows], pad_id)
+        width = input_ids.shape[1]
+        prompt_lengths = torch.tensor([len(prompts[i]) for i in rows]).unsqueeze(1)
+        total_lengths = attention.sum(1, keepdim=True)
+        # positions first = min prompt length - 1 .. width - 1 predict every answer token
+        first = int(prompt_lengths.min()) - 1
+        logits = _logits(lm, input_ids, attention, width - first)[:, :-1]
+        targets = input_ids[:, first + 1 :].to(logits.device)
+        token_logp = torch.log_softmax(logits, dim=-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1).cpu()
+        position = torch.arange(first + 1, width).unsqueeze(0)
+        in_answer = (position >= prompt_lengths) & (position < total_lengths)
+        means = (token_logp * in_answer).sum(1) / in_answer.sum(1)
+        result[rows] = means.double().numpy()
+    return result
+
+
+@torch.inference_mode()
+def next_token_probabilities(lm, sequences: list[list[int]], token_ids, *, batch_size: int = 8) -> np.ndarray:
+    """Probabilities of ``token_ids`` as the token following each sequence.
+
+    Parameters
+    ----------
+    sequences : ``n`` non-empty lists of token ids (formatted prompts).
+    token_ids : ``(k,)`` vocabulary ids to read.
+
+    Returns
+    -------
+    ``(n, k)`` float array of probabilities (rows sum to at most 1).
+    """
+    token_ids = torch.as_tensor(np.asarray(token_ids), dtype=torch.long)
+    result = np.zeros((len(sequences), len(token_ids)))
+    pad_id = lm.tokenizer.pad_token_id
+    for batch in length_sorted_batches([len(s) for s in sequences], batch_size):
+        input_ids, attention = _right_padded([sequences[i] for i in batch], pad_id)
+        last = attention.sum(1) - 1
+        kept = torch.unique(last)  # sorted distinct last positions: shape (m,)
+        logits = _logits(lm, input_ids, attention, kept.to(lm.device))  # (B, m, V)
+        rows = logits[torch.arange(len(batch)), torch.searchsorted(kept, last).to(logits.device)]
+        probabilities = torch.softmax(rows, dim=-1)[:, token_ids.to(rows.device)]
+        result[batch] = probabilities.double().cpu().numpy()
+    return result
