@@ -22,9 +22,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 run: install
-	$(STEERKIT) extract $(CONCEPT) --out $(OUT)
-	$(STEERKIT) fit $(OUT)/$(CONCEPT)/activations --out $(OUT)/$(CONCEPT)/vectors
-	$(STEERKIT) generate $(OUT)/$(CONCEPT)/vectors/unit_mean --compare
+	$(STEERKIT) run $(CONCEPT) --out $(OUT)
 
 test: install
 	$(PY) -m pytest -q

@@ -229,31 +229,10 @@ def _activation_file(path: str) -> Path:
     return path / "activations.safetensors" if path.is_dir() else path
 
 
-def write_diagnostics(recommender, folder: Path) -> dict:
-    """Write a fitted recommender's tables and plots into ``folder``; return the summary dict."""
-    from steerkit._io import write_json, write_text
-    from steerkit.diagnostics import (
-        plot_alignment, plot_granularity, plot_magnitudes, plot_pair_heatmap,
-    )
-
-    report, rec = recommender.report_, recommender.recommendation_
-    write_text(folder / "layers.csv", report.layers.to_csv(index=False))
-    summary = {
-        "recommendation": {"construction": rec.construction, "search_space": rec.search_space,
-                           "layers": rec.layers, "n_trials": rec.n_trials, "pilot": rec.pilot,
-                           "reasons": rec.reasons},
-        "statistics": {k: (v.item() if hasattr(v, "item") else v) for k, v in report.summary.items()},
-    }
-    write_json(folder / "diagnostics.json", summary)
-    for name, plot in (("alignment", plot_alignment), ("granularity", plot_granularity),
-                       ("pair_heatmap", plot_pair_heatmap), ("magnitudes", plot_magnitudes)):
-        plot(report, path=folder / f"{name}.png")
-    return summary
-
-
 def _cmd_diagnose(args) -> int:
     from steerkit.activations import ActivationSet
     from steerkit.diagnostics import GraceRecommender
+    from steerkit.report import write_diagnostics
 
     for item in args.activations:
         activations = ActivationSet.load(_activation_file(item))
@@ -266,6 +245,31 @@ def _cmd_diagnose(args) -> int:
         write_diagnostics(recommender, folder)
         print(f"\n{name} ({activations.n_contrasts} contrasts, {activations.model_name}): {recommender.recommendation_}")
         print(f"  tables and plots: {folder}")
+    return 0
+
+
+# -- run ----------------------------------------------------------------------------------
+def _cmd_run(args) -> int:
+    from steerkit.concepts import load_concept
+    from steerkit.workflow import RunSettings, run_concept
+
+    concepts = [load_concept(name) for name in args.concepts]
+    settings = RunSettings(n_questions=args.n_questions, max_new_tokens=args.max_new_tokens, budget=args.budget,
+                           seed=args.seed, n_search_questions=args.n_search_questions, n_held_out=args.n_held_out,
+                           batch_size=args.batch_size)
+    lm = _load_model(args, args.model)
+    for concept in concepts:
+        start = time.perf_counter()
+        summary = run_concept(lm, concept, Path(args.out), settings)
+        held = summary["held_out"]
+        best = summary["best"]
+        print(f"\n{concept.name}: {summary['recommendation']['construction']} recommended; best "
+              f"{best['construction']} at layer {best['layer']} x {best['coefficient']:g} "
+              f"({time.perf_counter() - start:.0f} s)")
+        for name in ("unsteered", "prompting", "steered"):
+            print(f"  held-out utility {name:>9}: {held[name]['utility']:5.1f}  (concept {held[name]['concept']:5.1f}, "
+                  f"coherence {held[name]['coherence']:5.1f})")
+        print(f"  report: {Path(args.out) / concept.name / 'report.html'}")
     return 0
 
 
@@ -333,6 +337,27 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--out", default=None, help="also write the answers to this JSON file")
     _add_model_options(gen, default_model=None)
     gen.set_defaults(func=_cmd_generate)
+
+    run = commands.add_parser(
+        "run", help="the whole GRACE workflow for one or more concepts, with an HTML report",
+        description="Contrastive answers with judge filtering, activation extraction, diagnostics and "
+        "recommendation, geometry-guided TPE search over layer x coefficient x construction, held-out "
+        "comparison of steering against the unsteered model and the prompting baseline. Everything is "
+        "cached under OUT/<concept>/, so a re-run or an interrupted run resumes. Writes report.html, "
+        "summary.json, trials.csv and the best vector (safetensors + llama.cpp GGUF).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    run.add_argument("concepts", nargs="*", default=["pirate"], help="bundled concept names or concept JSON files")
+    run.add_argument("--out", default="steerkit-out", help="output directory")
+    run.add_argument("--budget", type=int, default=30, help="TPE trials of the geometry-guided search")
+    run.add_argument("--seed", type=int, default=0, help="search seed")
+    run.add_argument("--n-questions", type=int, default=12, help="extraction questions (x 5 pairs x pos/neg answers)")
+    run.add_argument("--n-search-questions", type=int, default=8, help="evaluation questions judged during the search")
+    run.add_argument("--n-held-out", type=int, default=8, help="other evaluation questions for the final comparison")
+    run.add_argument("--max-new-tokens", type=int, default=48, help="length limit of each answer in tokens")
+    run.add_argument("--batch-size", type=int, default=32, help="sequences per batch")
+    _add_model_options(run, default_model=None)
+    run.set_defaults(func=_cmd_run)
 
     diagnose = commands.add_parser(
         "diagnose", help="GRACE geometry diagnostics and recommendation per concept",

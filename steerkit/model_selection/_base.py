@@ -23,6 +23,13 @@ def check_scoring(scoring):
     return scoring
 
 
+def configured(estimator, params: dict):
+    """``clone(estimator)`` with ``params`` set; estimator-valued params are cloned too, so the
+    objects in a search space are never mutated by nested settings (``steerer__coefficient``)."""
+    fresh = {k: clone(v) if hasattr(v, "get_params") and not isinstance(v, type) else v for k, v in params.items()}
+    return clone(estimator).set_params(**fresh)
+
+
 def evaluate_config(estimator, params: dict, activations, questions: list[str], scoring) -> tuple[pd.DataFrame, float]:
     """Fit ``clone(estimator).set_params(**params)`` on ``activations``, answer and judge.
 
@@ -30,7 +37,7 @@ def evaluate_config(estimator, params: dict, activations, questions: list[str], 
     it took.
     """
     start = time.perf_counter()
-    model = clone(estimator).set_params(**params).fit(activations)
+    model = configured(estimator, params).fit(activations)
     table = scoring.evaluate(model, questions)
     return table, time.perf_counter() - start
 
@@ -93,7 +100,7 @@ class BaseSearchSteer(BaseEstimator):
         self.best_params_ = self.cv_results_["params"][self.best_index_]
         self.best_score_ = float(scores[self.best_index_])
         if self.refit:
-            self.best_estimator_ = clone(self.estimator).set_params(**self.best_params_).fit(activations)
+            self.best_estimator_ = configured(self.estimator, self.best_params_).fit(activations)
         return self
 
     def _best_index(self, scores: np.ndarray) -> int:

@@ -1,0 +1,219 @@
+"""The main job for one concept: answers → filter → activations → diagnostics → search →
+held-out comparison → files. Every stage caches its result in the concept's output folder,
+so a re-run (or a run after a crash or Ctrl-C) resumes instead of recomputing."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+import warnings
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import GroupKFold
+
+from steerkit._io import write_json, write_text
+from steerkit.activations import ActivationSet, build_activation_set, generate_contrastive
+from steerkit.diagnostics import GraceRecommender
+from steerkit.estimators.files import save_gguf_control_vector, save_vector
+from steerkit.metrics import EmbeddingJudge, LikelihoodCoherence
+from steerkit.model_selection import GRACE_COEFFICIENTS, TPESearchSteer
+from steerkit.steering import PromptSteerer, SteeredModel
+
+
+@dataclass
+class RunSettings:
+    """Knobs of one run (defaults: ≤ ~10 minutes per concept on 2 CPU cores)."""
+
+    n_questions: int = 12          # extraction questions (× 5 pairs × pos/neg answers)
+    max_new_tokens: int = 48       # answer length, extraction and evaluation
+    budget: int = 30               # TPE trials
+    seed: int = 0
+    n_search_questions: int = 8    # evaluation questions judged in the search
+    n_held_out: int = 8            # other evaluation questions for the final comparison
+    batch_size: int = 32
+    min_coherence: float = 50.0    # extraction answers below this are filtered (PersonaVectors)
+
+
+def _digest(obj) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def contrastive_answers(lm, concept, folder: Path, settings: RunSettings, progress: bool = True) -> pd.DataFrame:
+    """Answers to the contrastive design, cached in ``generations.json`` by their settings."""
+    key = {"model": lm.name, "dtype": str(lm.dtype), "concept": concept.to_dict(),
+           "n_questions": settings.n_questions, "max_new_tokens": settings.max_new_tokens}
+    cache = folder / "generations.json"
+    if cache.is_file():
+        cached = json.loads(cache.read_text(encoding="utf-8"))
+        if cached.get("digest") == _digest(key):
+            return pd.DataFrame(cached["samples"])
+    samples = generate_contrastive(lm, concept, n_questions=settings.n_questions,
+                                   max_new_tokens=settings.max_new_tokens, batch_size=settings.batch_size,
+                                   progress=progress)
+    write_json(cache, {"digest": _digest(key), "settings": key, "samples": samples.to_dict(orient="records")})
+    return samples
+
+
+def judge_filter(samples: pd.DataFrame, coherence: LikelihoodCoherence, *, min_coherence: float,
+                 n_splits: int = 4) -> pd.DataFrame:
+    """Mark the contrasts whose two answers both pass the judges (PersonaVectors' filter).
+
+    Positive answers need an out-of-fold concept score ≥ 50 and negative ones < 50 (an
+    embedding classifier trained on the other questions' answers, so no answer judges
+    itself), and both need coherence ≥ ``min_coherence``. Adds columns ``concept``,
+    ``coherence``, ``passed`` (per answer) and ``kept`` (per contrast).
+    """
+    samples = samples.copy()
+    samples["coherence"] = coherence.score(list(samples["question"]), list(samples["response"]))
+    concept = np.full(len(samples), np.nan)
+    groups = samples["question_id"].to_numpy()
+    folds = GroupKFold(n_splits=min(n_splits, len(np.unique(groups))))
+    for train, test in folds.split(samples, groups=groups):
+        judge = EmbeddingJudge().fit_samples(samples.iloc[train])
+        concept[test] = judge.concept_scores(list(samples["question"].iloc[test]), list(samples["response"].iloc[test]))
+    samples["concept"] = concept
+    on_side = np.where(samples["y"] == 1, samples["concept"] >= 50, samples["concept"] < 50)
+    samples["passed"] = on_side & (samples["coherence"] >= min_coherence)
+    samples["kept"] = samples.groupby("contrast_id")["passed"].transform("all")
+    return samples
+
+
+def _filtered_activations(lm, samples: pd.DataFrame, concept, folder: Path, settings: RunSettings,
+                          progress: bool) -> tuple[ActivationSet, dict]:
+    kept = samples[samples["kept"]]
+    n_contrasts = samples["contrast_id"].nunique()
+    note = {"contrasts": int(n_contrasts), "kept": int(kept["contrast_id"].nunique())}
+    if note["kept"] < max(6, n_contrasts // 3):
+        warnings.warn(f"the judge filter kept only {note['kept']} of {n_contrasts} contrasts; using all of them",
+                      stacklevel=2)
+        kept, note["fallback"] = samples, True
+    digest = _digest([lm.name, str(lm.dtype), kept["contrast_id"].tolist(), kept["response"].tolist()])
+    path = folder / "activations.safetensors"
+    if path.is_file():
+        cached = ActivationSet.load(path)
+        if cached.info.get("digest") == digest:
+            return cached, note
+    activations = build_activation_set(lm, kept.drop(columns=["concept", "coherence", "passed", "kept"]),
+                                       concept=concept.name, batch_size=settings.batch_size, progress=progress)
+    activations.info["digest"] = digest
+    activations.save(path)
+    return activations, note
+
+
+def _search_space(recommender, n_layers: int) -> dict:
+    from steerkit.diagnostics.recommender import CONSTRUCTIONS
+
+    chosen = recommender.recommendation_.construction
+    order = [chosen] + [name for name in CONSTRUCTIONS if name != chosen]
+    return {"layer": recommender.recommendation_.layers, "steerer__coefficient": list(GRACE_COEFFICIENTS),
+            "steerer": [CONSTRUCTIONS[name]() for name in order]}
+
+
+def run_concept(lm, concept, out: Path, settings: RunSettings | None = None, *, progress: bool = True) -> dict:
+    """Run the whole GRACE workflow for ``concept`` and write everything under ``out/<name>``.
+
+    Returns the summary (also written as ``summary.json``).
+    """
+    from steerkit.report import write_diagnostics, write_report
+
+    settings = settings or RunSettings()
+    folder = Path(out) / concept.name
+    timings: dict[str, float] = {}
+    clock = time.perf_counter()
+
+    def lap(name):
+        nonlocal clock
+        now = time.perf_counter()
+        timings[name] = round(now - clock, 1)
+        clock = now
+
+    samples = contrastive_answers(lm, concept, folder, settings, progress)
+    lap("generation")
+    coherence = LikelihoodCoherence(lm, batch_size=settings.batch_size)
+    samples = judge_filter(samples, coherence, min_coherence=settings.min_coherence)
+    write_text(folder / "filtered_answers.csv", samples.to_csv(index=False))
+    activations, filter_note = _filtered_activations(lm, samples, concept, folder, settings, progress)
+    lap("filter_and_extraction")
+
+    recommender = GraceRecommender().fit(activations)
+    write_diagnostics(recommender, folder / "diagnostics")
+    lap("diagnostics")
+
+    questions = list(concept.evaluation_questions)
+    search_questions = questions[: settings.n_search_questions]
+    held_out = questions[settings.n_search_questions: settings.n_search_questions + settings.n_held_out]
+    if not held_out:
+        raise ValueError(f"{concept.name} has only {len(questions)} evaluation questions: lower n_search_questions")
+    judge = EmbeddingJudge(coherence).fit_samples(activations.samples)
+    estimator = SteeredModel(lm, recommender.best_estimator_, max_new_tokens=settings.max_new_tokens,
+                             batch_size=settings.batch_size)
+    search = TPESearchSteer(
+        estimator, _search_space(recommender, lm.n_layers), judge, n_trials=settings.budget,
+        random_state=settings.seed, storage=f"sqlite:///{folder / 'study.db'}", study_name=f"{concept.name}-{settings.seed}",
+        progress=progress,
+    ).fit(activations, search_questions)
+    trials = search.history_
+    write_text(folder / "trials.csv", trials.to_csv(index=False))
+    lap("search")
+
+    contenders = {
+        "unsteered": PromptSteerer(lm, max_new_tokens=settings.max_new_tokens, batch_size=settings.batch_size),
+        "prompting": PromptSteerer.from_concept(lm, concept, max_new_tokens=settings.max_new_tokens,
+                                                batch_size=settings.batch_size),
+        "steered": search.best_estimator_,
+    }
+    tables = {name: judge.evaluate(model, held_out) for name, model in contenders.items()}
+    comparison = pd.DataFrame({name: {"utility": judge.aggregate(t), "concept": float(np.nanmean(t["concept"])),
+                                      "coherence": float(np.nanmean(t["coherence"]))}
+                               for name, t in tables.items()}).T
+    answers = pd.DataFrame({"question": held_out, **{name: t["response"] for name, t in tables.items()}})
+    write_text(folder / "held_out_answers.csv", answers.to_csv(index=False))
+    lap("held_out_evaluation")
+
+    best = search.best_estimator_
+    layer, coefficient = int(best.layer), float(best.coefficient_)
+    construction = type(best.steerer_).__name__
+    vectors = folder / "vectors"
+    save_vector(vectors / "best", best.vector_, model=lm.name, layer=layer, construction=construction,
+                concept=concept.name, coefficient=coefficient, positions=best.positions)
+    for name, steerer in _all_constructions(activations).items():
+        save_vector(vectors / name, steerer.vector_, model=lm.name, layer=layer, construction=name,
+                    concept=concept.name, coefficient=coefficient)
+    gguf_note = None
+    if layer >= 2:
+        save_gguf_control_vector(vectors / "best.gguf", {layer: coefficient * best.vector_},
+                                 model_hint=lm.model.config.model_type, n_layers=lm.n_layers)
+    else:
+        gguf_note = f"layer {layer} cannot be expressed as a llama.cpp control vector (needs layer ≥ 2)"
+    lap("outputs")
+
+    summary = {
+        "concept": concept.name, "model": lm.name, "dtype": str(lm.dtype).removeprefix("torch."),
+        "settings": asdict(settings), "filter": filter_note,
+        "recommendation": {"construction": recommender.recommendation_.construction,
+                           "search_space": recommender.recommendation_.search_space,
+                           "layers": recommender.recommendation_.layers,
+                           "reasons": recommender.recommendation_.reasons},
+        "statistics": {k: (v.item() if hasattr(v, "item") else v) for k, v in recommender.report_.summary.items()},
+        "best": {"layer": layer, "coefficient": coefficient, "construction": construction,
+                 "search_utility": search.best_score_, "trials_to_95": search.trials_to(0.95)},
+        "held_out": comparison.to_dict(orient="index"),
+        "n_search_questions": len(search_questions), "n_held_out": len(held_out),
+        "gguf": gguf_note or str(vectors / "best.gguf"),
+        "timings_s": timings,
+    }
+    write_json(folder / "summary.json", summary)
+    write_report(folder / "report.html", summary=summary, recommender=recommender, search=search,
+                 answers=answers, concept=concept)
+    return summary
+
+
+def _all_constructions(activations) -> dict:
+    from steerkit.diagnostics.recommender import CONSTRUCTIONS
+
+    X, y, metadata = activations.steerer_inputs("response_avg")
+    return {name: cls().fit(X, y, **metadata) for name, cls in CONSTRUCTIONS.items()}

@@ -1,0 +1,65 @@
+"""The main job end to end on a tiny random model: files, report, resume."""
+
+import json
+
+import numpy as np
+import pytest
+
+from steerkit.concepts import load_concept
+from steerkit.estimators.files import load_gguf_control_vector, load_vector
+from steerkit.workflow import RunSettings, run_concept
+
+TINY = RunSettings(n_questions=3, max_new_tokens=6, budget=3, n_search_questions=2, n_held_out=2, batch_size=8)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory, tiny_llama):
+    out = tmp_path_factory.mktemp("run")
+    with pytest.warns(UserWarning, match="judge filter kept only"):  # random weights: answers are noise
+        summary = run_concept(tiny_llama, load_concept("pirate"), out, TINY, progress=False)
+    return out / "pirate", summary
+
+
+def test_run_writes_every_output(tiny_run):
+    folder, summary = tiny_run
+    for name in ("report.html", "summary.json", "trials.csv", "held_out_answers.csv", "activations.safetensors",
+                 "generations.json", "diagnostics/alignment.png", "diagnostics/layers.csv", "vectors/best.safetensors"):
+        assert (folder / name).is_file(), name
+    on_disk = json.loads((folder / "summary.json").read_text())
+    assert on_disk["held_out"].keys() == {"unsteered", "prompting", "steered"}
+    assert on_disk["recommendation"]["construction"] in ("pv", "unit_mean", "cluster")
+    assert len(open(folder / "trials.csv").read().splitlines()) == TINY.budget + 1
+    vector, sidecar = load_vector(folder / "vectors" / "best")
+    assert vector.shape == (64,) and sidecar["layer"] == summary["best"]["layer"]
+    if summary["best"]["layer"] >= 2:
+        vectors, _ = load_gguf_control_vector(folder / "vectors" / "best.gguf")
+        np.testing.assert_allclose(vectors[summary["best"]["layer"]], summary["best"]["coefficient"] * vector, rtol=1e-6)
+    else:
+        assert "cannot be expressed" in summary["gguf"]
+
+
+def test_report_is_self_contained(tiny_run):
+    folder, _ = tiny_run
+    html = (folder / "report.html").read_text()
+    for section in ("Does steering work?", "GRACE recommendation", "Search", "Answers to held-out questions"):
+        assert section in html
+    assert html.count("data:image/png;base64,") == 6
+    assert "http://" not in html and "https://" not in html  # opens offline
+
+
+def test_rerun_resumes_from_the_cache(tiny_run, tiny_llama, monkeypatch):
+    folder, summary = tiny_run
+    import steerkit.workflow as workflow
+
+    def boom(*args, **kwargs):
+        raise AssertionError("answers should come from the cache")
+
+    monkeypatch.setattr(workflow, "generate_contrastive", boom)
+    monkeypatch.setattr(workflow, "build_activation_set", boom)
+    with pytest.warns(UserWarning):
+        again = run_concept(tiny_llama, load_concept("pirate"), folder.parent, TINY, progress=False)
+    assert again["best"] == summary["best"]
+    import optuna
+
+    study = optuna.load_study(study_name="pirate-0", storage=f"sqlite:///{folder / 'study.db'}")
+    assert len(study.trials) == TINY.budget  # the finished study was reused, not extended
