@@ -50,7 +50,8 @@ def _cmd_extract(args) -> int:
     concept = load_concept(args.concept)
     folder = Path(args.out) / concept.name
     settings = {"model": args.model or "smollm2-135m-instruct", "dtype": args.dtype,
-                "n_questions": args.n_questions, "max_new_tokens": args.max_new_tokens, "concept": concept.to_dict()}
+                "n_questions": args.n_questions, "max_new_tokens": args.max_new_tokens, "concept": concept.to_dict(),
+                "role": args.instruction_role}
     cache = folder / "generations.json"
     lm = _load_model(args, args.model)
     samples = None
@@ -62,7 +63,8 @@ def _cmd_extract(args) -> int:
     if samples is None:
         start = time.perf_counter()
         samples = generate_contrastive(lm, concept, n_questions=args.n_questions or None,
-                                       max_new_tokens=args.max_new_tokens, batch_size=args.batch_size)
+                                       max_new_tokens=args.max_new_tokens, batch_size=args.batch_size,
+                                       role=args.instruction_role)
         print(f"generated {len(samples)} answers in {time.perf_counter() - start:.1f} s", file=sys.stderr)
         write_json(cache, {"settings": settings, "samples": samples.to_dict(orient="records")})
     start = time.perf_counter()
@@ -204,7 +206,8 @@ def _cmd_search(args) -> int:
     held = {
         "steered": judge(search.best_estimator_, held_out),
         "unsteered": judge(PromptSteerer(lm, max_new_tokens=args.max_new_tokens), held_out),
-        "prompting": judge(PromptSteerer.from_concept(lm, concept, max_new_tokens=args.max_new_tokens), held_out),
+        "prompting": judge(PromptSteerer.from_concept(lm, concept, role=args.instruction_role,
+                                                      max_new_tokens=args.max_new_tokens), held_out),
     }
     best = {
         "concept": concept.name, "model": lm.name, "method": args.method, "seed": args.seed,
@@ -256,7 +259,7 @@ def _cmd_run(args) -> int:
     concepts = [load_concept(name) for name in args.concepts]
     settings = RunSettings(n_questions=args.n_questions, max_new_tokens=args.max_new_tokens, budget=args.budget,
                            seed=args.seed, n_search_questions=args.n_search_questions, n_held_out=args.n_held_out,
-                           batch_size=args.batch_size)
+                           batch_size=args.batch_size, instruction_role=args.instruction_role)
     lm = _load_model(args, args.model)
     for concept in concepts:
         start = time.perf_counter()
@@ -270,6 +273,37 @@ def _cmd_run(args) -> int:
             print(f"  held-out utility {name:>9}: {held[name]['utility']:5.1f}  (concept {held[name]['concept']:5.1f}, "
                   f"coherence {held[name]['coherence']:5.1f})")
         print(f"  report: {Path(args.out) / concept.name / 'report.html'}")
+    return 0
+
+
+# -- concepts -----------------------------------------------------------------------------
+def _cmd_concepts(args) -> int:
+    from steerkit.concepts import list_concepts, load_concept
+
+    for name in list_concepts():
+        c = load_concept(name)
+        print(f"{name:<15} {c.category:<8} {c.n_pairs} pairs, {len(c.extraction_questions):>3} + "
+              f"{len(c.evaluation_questions):<3} questions  {c.description}")
+    return 0
+
+
+def _cmd_new_concept(args) -> int:
+    from steerkit.concepts import generate_concept, scaffold_concept
+
+    path = Path(args.out or f"{args.name}.json")
+    if path.exists() and not args.force:
+        raise ValueError(f"{path} exists; pass --force to overwrite it")
+    description = args.description or f"{args.name}"
+    if args.generate:
+        from steerkit.metrics import OpenAICompatibleClient
+
+        client = OpenAICompatibleClient(args.generator_model, base_url=args.base_url)
+        concept = generate_concept(args.name, description, client, n_questions=args.n_questions)
+    else:
+        concept = scaffold_concept(args.name, description)
+    concept.save(path)
+    print(path)
+    print("edit the instruction pairs and questions, then: steerkit run " + str(path), file=sys.stderr)
     return 0
 
 
@@ -296,6 +330,8 @@ def build_parser() -> argparse.ArgumentParser:
     extract.add_argument("--max-new-tokens", type=int, default=48, help="length limit of each answer in tokens")
     extract.add_argument("--batch-size", type=int, default=32, help="sequences per forward pass")
     extract.add_argument("--force", action="store_true", help="regenerate answers even if cached")
+    extract.add_argument("--instruction-role", choices=["system", "user"], default="system",
+                         help="instruction as the system prompt (GRACE) or before the question in the user turn")
     _add_model_options(extract, default_model=None)
     extract.set_defaults(func=_cmd_extract)
 
@@ -338,6 +374,27 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_options(gen, default_model=None)
     gen.set_defaults(func=_cmd_generate)
 
+    listing = commands.add_parser("concepts", help="list the bundled concepts",
+                                  description="List the bundled concepts with their category and size.")
+    listing.set_defaults(func=_cmd_concepts)
+
+    new = commands.add_parser(
+        "new-concept", help="write a new concept JSON (scaffold, or drafted by an OpenAI-compatible model)",
+        description="Write NAME.json in the GRACE concept shape. Without --generate it is a valid scaffold "
+        "(templated instruction pairs, everyday questions) to edit; with --generate a model behind an "
+        "OpenAI-compatible endpoint (OPENAI_BASE_URL, OPENAI_API_KEY) drafts it and steerkit validates it.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    new.add_argument("name", help="concept name (file stem)")
+    new.add_argument("--description", default=None, help="one sentence on the behaviour to steer towards")
+    new.add_argument("--out", default=None, help="output file (default: NAME.json)")
+    new.add_argument("--force", action="store_true", help="overwrite an existing file")
+    new.add_argument("--generate", action="store_true", help="draft the concept with an OpenAI-compatible model")
+    new.add_argument("--generator-model", default="gpt-4o-mini", help="model name for --generate")
+    new.add_argument("--base-url", default=None, help="endpoint for --generate (default: $OPENAI_BASE_URL)")
+    new.add_argument("--n-questions", type=int, default=24, help="questions per split for --generate")
+    new.set_defaults(func=_cmd_new_concept)
+
     run = commands.add_parser(
         "run", help="the whole GRACE workflow for one or more concepts, with an HTML report",
         description="Contrastive answers with judge filtering, activation extraction, diagnostics and "
@@ -356,6 +413,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--n-held-out", type=int, default=8, help="other evaluation questions for the final comparison")
     run.add_argument("--max-new-tokens", type=int, default=48, help="length limit of each answer in tokens")
     run.add_argument("--batch-size", type=int, default=32, help="sequences per batch")
+    run.add_argument("--instruction-role", choices=["user", "system"], default="user",
+                     help="where the concept's instructions go: before the question in the user turn (small "
+                     "models follow it far better) or as the system prompt (GRACE)")
     _add_model_options(run, default_model=None)
     run.set_defaults(func=_cmd_run)
 
@@ -398,6 +458,8 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--n-questions", type=int, default=0, help="evaluation questions used by the search (0 = half)")
     search.add_argument("--n-held-out", type=int, default=8, help="held-out evaluation questions for the final comparison")
     search.add_argument("--cv", type=int, default=0, help="question folds inside the search (0 = none)")
+    search.add_argument("--instruction-role", choices=["system", "user"], default="system",
+                        help="instruction placement of the prompting baseline (use the extraction's)")
     search.add_argument("--max-new-tokens", type=int, default=48, help="length limit of each answer in tokens")
     search.add_argument("--batch-size", type=int, default=16, help="prompts per generation batch")
     search.add_argument("--storage", default=None, help="Optuna storage URL (e.g. sqlite:///study.db) to resume or share")

@@ -36,6 +36,7 @@ class RunSettings:
     n_held_out: int = 8            # other evaluation questions for the final comparison
     batch_size: int = 32
     min_coherence: float = 50.0    # extraction answers below this are filtered (PersonaVectors)
+    instruction_role: str = "user" # where instructions go; small models ignore system prompts
 
 
 def _digest(obj) -> str:
@@ -45,7 +46,8 @@ def _digest(obj) -> str:
 def contrastive_answers(lm, concept, folder: Path, settings: RunSettings, progress: bool = True) -> pd.DataFrame:
     """Answers to the contrastive design, cached in ``generations.json`` by their settings."""
     key = {"model": lm.name, "dtype": str(lm.dtype), "concept": concept.to_dict(),
-           "n_questions": settings.n_questions, "max_new_tokens": settings.max_new_tokens}
+           "n_questions": settings.n_questions, "max_new_tokens": settings.max_new_tokens,
+           "role": settings.instruction_role}
     cache = folder / "generations.json"
     if cache.is_file():
         cached = json.loads(cache.read_text(encoding="utf-8"))
@@ -53,7 +55,7 @@ def contrastive_answers(lm, concept, folder: Path, settings: RunSettings, progre
             return pd.DataFrame(cached["samples"])
     samples = generate_contrastive(lm, concept, n_questions=settings.n_questions,
                                    max_new_tokens=settings.max_new_tokens, batch_size=settings.batch_size,
-                                   progress=progress)
+                                   role=settings.instruction_role, progress=progress)
     write_json(cache, {"digest": _digest(key), "settings": key, "samples": samples.to_dict(orient="records")})
     return samples
 
@@ -162,8 +164,8 @@ def run_concept(lm, concept, out: Path, settings: RunSettings | None = None, *, 
 
     contenders = {
         "unsteered": PromptSteerer(lm, max_new_tokens=settings.max_new_tokens, batch_size=settings.batch_size),
-        "prompting": PromptSteerer.from_concept(lm, concept, max_new_tokens=settings.max_new_tokens,
-                                                batch_size=settings.batch_size),
+        "prompting": PromptSteerer.from_concept(lm, concept, role=settings.instruction_role,
+                                                max_new_tokens=settings.max_new_tokens, batch_size=settings.batch_size),
         "steered": search.best_estimator_,
     }
     tables = {name: judge.evaluate(model, held_out) for name, model in contenders.items()}

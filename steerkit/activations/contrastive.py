@@ -39,15 +39,18 @@ def generate_contrastive(
     n_questions: int | None = None,
     max_new_tokens: int = 64,
     batch_size: int = 16,
+    role: str = "system",
     progress: bool = True,
 ) -> pd.DataFrame:
     """Greedy answers for the contrastive design of ``concept``'s extraction questions.
 
+    ``role`` places each instruction as the system prompt (``"system"``, GRACE) or before
+    the question in the user turn (``"user"``, followed far better by small models).
     Returns :func:`contrastive_prompts`'s table plus ``prompt`` (the formatted prompt) and
     ``response`` (the answer text).
     """
     samples = contrastive_prompts(concept, n_questions=n_questions)
-    samples["prompt"] = [lm.chat_prompt(q, s) for q, s in zip(samples["question"], samples["system"])]
+    samples["prompt"] = [lm.chat_prompt(q, s, role=role) for q, s in zip(samples["question"], samples["system"])]
     samples["response"] = generate(
         lm, list(samples["prompt"]), max_new_tokens=max_new_tokens, batch_size=batch_size,
         progress=progress, desc=f"generating {concept.name}",

@@ -7,6 +7,8 @@ from torch import nn
 from steerkit.lm.blocks import find_decoder_blocks
 from steerkit.lm.chat import format_chat, uses_chat_template
 
+INSTRUCTION_ROLES = ("system", "user")
+
 
 class LanguageModel:
     """A transformers causal LM plus tokenizer, with the decoder blocks located.
@@ -98,14 +100,24 @@ class LanguageModel:
         """Whether tokenising a prompt must add BOS (False when a chat template adds it)."""
         return not uses_chat_template(self.tokenizer)
 
-    def chat_prompt(self, question: str, system: str | None = None) -> str:
-        """Prompt text for ``question`` under system instruction ``system``."""
+    def chat_prompt(self, question: str, system: str | None = None, *, role: str = "system") -> str:
+        """Prompt text for ``question`` with instruction ``system``.
+
+        ``role="system"`` sends the instruction as the system prompt (GRACE, PersonaVectors);
+        ``role="user"`` puts it before the question in the user turn, which small models follow
+        far more reliably.
+        """
+        if role not in INSTRUCTION_ROLES:
+            raise ValueError(f"role must be one of {INSTRUCTION_ROLES}, got {role!r}")
+        if role == "user" and system:
+            return format_chat(self.tokenizer, f"{system}\n\n{question}")
         return format_chat(self.tokenizer, question, system)
 
-    def generate(self, questions, system=None, **kwargs) -> list[str]:
-        """Greedy answers to ``questions`` (see :func:`steerkit.lm.generation.generate`)."""
+    def generate(self, questions, system=None, *, role: str = "system", **kwargs) -> list[str]:
+        """Greedy answers to ``questions`` under instruction(s) ``system`` placed by ``role``
+        (see :meth:`chat_prompt` and :func:`steerkit.lm.generation.generate`)."""
         from steerkit.lm.generation import generate
 
         systems = system if isinstance(system, (list, tuple)) else [system] * len(questions)
-        prompts = [self.chat_prompt(q, s) for q, s in zip(questions, systems)]
+        prompts = [self.chat_prompt(q, s, role=role) for q, s in zip(questions, systems)]
         return generate(self, prompts, **kwargs)

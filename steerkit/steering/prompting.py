@@ -17,12 +17,16 @@ class PromptSteerer(BaseEstimator):
     model : :class:`steerkit.lm.LanguageModel`.
     system_prompt : the instruction, e.g. ``concept.instruction_pairs[0].pos``; ``None`` →
         plain, unsteered answers.
+    role : ``"system"`` (system prompt) or ``"user"`` (before the question in the user turn);
+        use the placement the steering vector was extracted with, for a fair comparison.
     max_new_tokens, batch_size : generation settings.
     """
 
-    def __init__(self, model=None, system_prompt: str | None = None, max_new_tokens: int = 64, batch_size: int = 16):
+    def __init__(self, model=None, system_prompt: str | None = None, role: str = "system",
+                 max_new_tokens: int = 64, batch_size: int = 16):
         self.model = model
         self.system_prompt = system_prompt
+        self.role = role
         self.max_new_tokens = max_new_tokens
         self.batch_size = batch_size
 
@@ -41,5 +45,5 @@ class PromptSteerer(BaseEstimator):
         """Greedy answers under ``system_prompt`` (or none)."""
         if self.model is None:
             raise ValueError("PromptSteerer needs a model: PromptSteerer(model=load_model(), ...)")
-        return self.model.generate(list(questions), self.system_prompt, max_new_tokens=self.max_new_tokens,
-                                   batch_size=self.batch_size, progress=progress)
+        return self.model.generate(list(questions), self.system_prompt, role=self.role,
+                                   max_new_tokens=self.max_new_tokens, batch_size=self.batch_size, progress=progress)
