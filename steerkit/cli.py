@@ -17,12 +17,12 @@ def _add_model_options(parser: argparse.ArgumentParser, *, default_model: str | 
     group.add_argument(
         "--model", default=default_model,
         help="embedded alias (smollm2-135m-instruct, gemma3-270m), a .gguf file, a local "
-        "transformers folder or a Hugging Face id (default: the embedded SmolLM2-135M-Instruct"
-        + (", or the model recorded with the input file" if default_model is None else "") + ")",
+        "transformers folder or a Hugging Face id; when absent: the model recorded with the input file, "
+        "else the embedded SmolLM2-135M-Instruct",
     )
     group.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"],
                        help="weights and compute dtype (bfloat16 is ~2x faster on recent CPUs)")
-    group.add_argument("--device", default="cpu", help="torch device, e.g. cpu, cuda, cuda:1 (default: cpu)")
+    group.add_argument("--device", default="cpu", help="torch device, e.g. cpu, cuda, cuda:1")
     group.add_argument("--block-path", default=None,
                        help="dotted path of the decoder block list, only if steerkit cannot find it")
     group.add_argument("--trust-remote-code", action="store_true",
@@ -348,9 +348,9 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--position", default="response_avg", choices=["response_avg", "prompt_avg", "prompt_last"],
                      help="which pooled activations to fit on (GRACE: response_avg)")
     fit.add_argument("--layer", type=int, default=None,
-                     help=f"layer recorded as the default for generation (default: {DEFAULT_LAYER_FRACTION} x depth)")
+                     help=f"layer recorded as the default for generation (when not given: {DEFAULT_LAYER_FRACTION} x depth)")
     fit.add_argument("--coefficient", type=float, default=2.5, help="strength recorded as the default for generation")
-    fit.add_argument("--out", default=None, help="output directory (default: beside the activations, vectors/)")
+    fit.add_argument("--out", default=None, help="output directory (when not given: beside the activations, vectors/)")
     fit.set_defaults(func=_cmd_fit)
 
     gen = commands.add_parser(
@@ -359,13 +359,13 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     gen.add_argument("vector", help="vector file written by `steerkit fit` (.safetensors, sidecar beside it)")
-    gen.add_argument("--layer", type=int, default=None, help="layer to steer (default: the one in the sidecar)")
-    gen.add_argument("--coefficient", type=float, default=None, help="strength (default: the one in the sidecar)")
+    gen.add_argument("--layer", type=int, default=None, help="layer to steer (when not given: the one in the sidecar)")
+    gen.add_argument("--coefficient", type=float, default=None, help="strength (when not given: the one in the sidecar)")
     gen.add_argument("--positions", default="response", choices=["response", "prompt", "all"],
                      help="which token positions are steered")
     gen.add_argument("-q", "--question", action="append", default=None,
                      help="a question to answer (repeatable; default: the concept's evaluation questions)")
-    gen.add_argument("--concept", default=None, help="concept whose evaluation questions to use (default: the vector's)")
+    gen.add_argument("--concept", default=None, help="concept whose evaluation questions to use (when not given: the vector's)")
     gen.add_argument("--n-questions", type=int, default=4, help="how many evaluation questions")
     gen.add_argument("--max-new-tokens", type=int, default=48, help="length limit of each answer in tokens")
     gen.add_argument("--batch-size", type=int, default=16, help="prompts per generation batch")
@@ -387,11 +387,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     new.add_argument("name", help="concept name (file stem)")
     new.add_argument("--description", default=None, help="one sentence on the behaviour to steer towards")
-    new.add_argument("--out", default=None, help="output file (default: NAME.json)")
+    new.add_argument("--out", default=None, help="output file (when not given: NAME.json)")
     new.add_argument("--force", action="store_true", help="overwrite an existing file")
     new.add_argument("--generate", action="store_true", help="draft the concept with an OpenAI-compatible model")
     new.add_argument("--generator-model", default="gpt-4o-mini", help="model name for --generate")
-    new.add_argument("--base-url", default=None, help="endpoint for --generate (default: $OPENAI_BASE_URL)")
+    new.add_argument("--base-url", default=None, help="endpoint for --generate (when not given: $OPENAI_BASE_URL)")
     new.add_argument("--n-questions", type=int, default=24, help="questions per split for --generate")
     new.set_defaults(func=_cmd_new_concept)
 
@@ -451,10 +451,10 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--construction", choices=CONSTRUCTIONS, default="pv", help="steering-vector construction")
     search.add_argument("--layers", type=int, nargs="+", default=None, help="restrict the search to these layers")
     search.add_argument("--coefficients", type=float, nargs="+", default=None,
-                        help="coefficient choices (default: GRACE's 0.5..4.5 for TPE, 1 2 3 for the grid)")
+                        help="coefficient choices (when not given: GRACE's 0.5..4.5 for TPE, 1 2 3 for the grid)")
     search.add_argument("--judge", choices=["embedding", "llm"], default="embedding",
                         help="embedding: offline MiniLM concept classifier + likelihood coherence; llm: the model as judge")
-    search.add_argument("--concept", default=None, help="concept (default: the one recorded with the activations)")
+    search.add_argument("--concept", default=None, help="concept (when not given: the one recorded with the activations)")
     search.add_argument("--n-questions", type=int, default=0, help="evaluation questions used by the search (0 = half)")
     search.add_argument("--n-held-out", type=int, default=8, help="held-out evaluation questions for the final comparison")
     search.add_argument("--cv", type=int, default=0, help="question folds inside the search (0 = none)")
@@ -463,7 +463,7 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--max-new-tokens", type=int, default=48, help="length limit of each answer in tokens")
     search.add_argument("--batch-size", type=int, default=16, help="prompts per generation batch")
     search.add_argument("--storage", default=None, help="Optuna storage URL (e.g. sqlite:///study.db) to resume or share")
-    search.add_argument("--study-name", default=None, help="Optuna study name (default: the concept name)")
+    search.add_argument("--study-name", default=None, help="Optuna study name (when not given: the concept name)")
     search.add_argument("--out", default="steerkit-out/search", help="output directory")
     _add_model_options(search, default_model=None)
     search.set_defaults(func=_cmd_search)

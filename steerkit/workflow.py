@@ -178,7 +178,7 @@ def run_concept(lm, concept, out: Path, settings: RunSettings | None = None, *, 
 
     best = search.best_estimator_
     layer, coefficient = int(best.layer), float(best.coefficient_)
-    construction = type(best.steerer_).__name__
+    construction = construction_name(best.steerer_)
     vectors = folder / "vectors"
     save_vector(vectors / "best", best.vector_, model=lm.name, layer=layer, construction=construction,
                 concept=concept.name, coefficient=coefficient, positions=best.positions)
@@ -199,6 +199,8 @@ def run_concept(lm, concept, out: Path, settings: RunSettings | None = None, *, 
         "recommendation": {"construction": recommender.recommendation_.construction,
                            "search_space": recommender.recommendation_.search_space,
                            "layers": recommender.recommendation_.layers,
+                           "n_trials": recommender.recommendation_.n_trials,
+                           "pilot": recommender.recommendation_.pilot,
                            "reasons": recommender.recommendation_.reasons},
         "statistics": {k: (v.item() if hasattr(v, "item") else v) for k, v in recommender.report_.summary.items()},
         "best": {"layer": layer, "coefficient": coefficient, "construction": construction,
@@ -212,6 +214,13 @@ def run_concept(lm, concept, out: Path, settings: RunSettings | None = None, *, 
     write_report(folder / "report.html", summary=summary, recommender=recommender, search=search,
                  answers=answers, concept=concept)
     return summary
+
+
+def construction_name(steerer) -> str:
+    """``"pv"``, ``"unit_mean"`` or ``"cluster"`` for a steerer (its class name otherwise)."""
+    from steerkit.diagnostics.recommender import CONSTRUCTIONS
+
+    return next((name for name, cls in CONSTRUCTIONS.items() if type(steerer) is cls), type(steerer).__name__)
 
 
 def _all_constructions(activations) -> dict:

@@ -37,10 +37,10 @@ def _tokenize_pairs(lm, prompts, responses) -> tuple[list[list[int]], list[int]]
     sequences, prompt_lengths = [], []
     for index, (prompt, response) in enumerate(zip(prompts, responses, strict=True)):
         prompt_ids = tokenizer(prompt, add_special_tokens=lm.adds_special_tokens)["input_ids"]
-        response_ids = tokenizer(response, add_special_tokens=False)["input_ids"]
+        response_ids = [] if response is None else tokenizer(response, add_special_tokens=False)["input_ids"]
         if not prompt_ids:
             raise ValueError(f"prompt {index} tokenizes to zero tokens")
-        if not response_ids:
+        if response is not None and not response_ids:
             raise ValueError(
                 f"response {index} is empty, so response_avg is undefined; drop empty responses "
                 "before extraction (generate_contrastive marks them in its 'empty' column)"
@@ -54,7 +54,7 @@ def _tokenize_pairs(lm, prompts, responses) -> tuple[list[list[int]], list[int]]
 def extract_activations(
     lm,
     prompts: list[str],
-    responses: list[str],
+    responses: list[str] | None = None,
     *,
     batch_size: int = 16,
     progress: bool = False,
@@ -64,8 +64,9 @@ def extract_activations(
     Parameters
     ----------
     lm : :class:`steerkit.lm.LanguageModel`.
-    prompts : formatted prompts (``lm.chat_prompt(question, system)``), length ``n``.
-    responses : the answers that follow each prompt, length ``n``, none empty.
+    prompts : formatted prompts (``lm.chat_prompt(question, system)``) or any texts, length ``n``.
+    responses : the answers that follow each prompt, length ``n``, none empty; ``None`` reads
+        the prompts alone (then only ``prompt_last`` and ``prompt_avg`` are returned).
     batch_size : sequences per forward pass (sorted by length to keep padding small).
 
     Returns
@@ -73,14 +74,15 @@ def extract_activations(
     ``{"prompt_last", "prompt_avg", "response_avg"}`` -> float32 arrays of shape
     ``(n, L + 1, d)`` in activation units; layer 0 is the embedding output.
     """
-    sequences, prompt_lengths = _tokenize_pairs(lm, prompts, responses)
+    sequences, prompt_lengths = _tokenize_pairs(lm, prompts, [None] * len(prompts) if responses is None else responses)
+    positions = POSITIONS[:2] if responses is None else POSITIONS
     n, n_layers, d = len(sequences), lm.n_layers + 1, lm.hidden_size
-    pooled = torch.zeros((n, n_layers, len(POSITIONS), d), dtype=torch.float32)
+    pooled = torch.zeros((n, n_layers, len(positions), d), dtype=torch.float32)
     state: dict[str, torch.Tensor] = {}
 
     def reader(layer):
         def fn(hidden):
-            state["out"][:, layer] = torch.bmm(state["weights"], hidden.float())
+            state["out"][:, layer] = torch.bmm(state["weights"], hidden).float()
         return fn
 
     handles = [add_residual_hook(lm, layer, reader(layer)) for layer in range(n_layers)]
@@ -96,11 +98,12 @@ def extract_activations(
             for row, i in enumerate(batch):
                 input_ids[row, : lengths[row]] = torch.tensor(sequences[i])
                 attention[row, : lengths[row]] = 1
-            state["weights"] = pooling_weights([prompt_lengths[i] for i in batch], lengths, width).to(lm.device)
-            state["out"] = torch.zeros((len(batch), n_layers, len(POSITIONS), d), device=lm.device)
+            weights = pooling_weights([prompt_lengths[i] for i in batch], lengths, width)
+            state["weights"] = weights[:, : len(positions)].to(device=lm.device, dtype=lm.dtype)
+            state["out"] = torch.zeros((len(batch), n_layers, len(positions), d), device=lm.device)
             base(input_ids=input_ids.to(lm.device), attention_mask=attention.to(lm.device), use_cache=False)
             pooled[torch.as_tensor(batch)] = state["out"].cpu()
     finally:
         for handle in handles:
             handle.remove()
-    return {name: pooled[:, :, k].numpy() for k, name in enumerate(POSITIONS)}
+    return {name: pooled[:, :, k].numpy() for k, name in enumerate(positions)}

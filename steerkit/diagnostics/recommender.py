@@ -140,7 +140,11 @@ class GraceRecommender(MetaEstimatorMixin, BaseEstimator):
 
         g = s["granularity"]
         low, high = self.granularity_levels
-        if not np.isfinite(g) or g <= low:
+        if not np.isfinite(g) or g <= 0:
+            n_trials = int(round(self.budget_trials * 2.4))
+            reasons.append(f"Granularity is undefined or negative (G = {g:.2f}): instruction pairs disagree even "
+                           f"within questions; treat the concept as hard and budget about {n_trials} trials.")
+        elif g <= low:
             n_trials = self.budget_trials
             reasons.append(f"Granularity G = {g:.2f}: one stable direction across questions; a standard budget "
                            f"({n_trials} trials) should reach the ceiling quickly.")

@@ -7,8 +7,19 @@ Each steerer learns one steering vector from contrast pairs of activations
 
 from ._base import BaseSteerer
 from .cluster import ClusterSteerer
+from .files import load_gguf_control_vector, load_vector, save_gguf_control_vector, save_vector
 from .pca import PCASteerer
 from .pv import PVSteerer
 from .unit_mean import UnitMeanSteerer
 
-__all__ = ["BaseSteerer", "ClusterSteerer", "PCASteerer", "PVSteerer", "UnitMeanSteerer"]
+__all__ = [
+    "BaseSteerer",
+    "ClusterSteerer",
+    "PCASteerer",
+    "PVSteerer",
+    "UnitMeanSteerer",
+    "load_gguf_control_vector",
+    "load_vector",
+    "save_gguf_control_vector",
+    "save_vector",
+]

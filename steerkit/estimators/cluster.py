@@ -211,7 +211,11 @@ class ClusterSteerer(BaseSteerer):
     that agrees with all selected groups and is most similar to them on
     average), which may miss the largest set. If no two groups agree, ``S``
     is the single group with the highest mean cosine to the others.
-    ``vector_`` is the mean of the differences of all contrasts in ``S``.
+    ``vector_`` is the mean of the differences of all contrasts in ``S``,
+    rescaled by default to the norm of the mean over *all* contrasts (the PV
+    norm, as :class:`UnitMeanSteerer` does), so one coefficient means the
+    same strength for every construction; a single selected group can
+    otherwise be several times longer than PV.
 
     Without ``instruction_ids`` all differences form one group (labelled
     ``0``), so the result equals :class:`PVSteerer`'s for the same contrasts.
@@ -222,11 +226,15 @@ class ClusterSteerer(BaseSteerer):
         Steering strength: ``transform`` adds ``coefficient * vector_``.
     agreement_threshold : float in [-1, 1], default=0.7
         Groups agree when the cosine of their mean differences exceeds it.
+    scale : {"pv", "mean"}, default="pv"
+        ``"pv"``: rescale to the PV norm; ``"mean"``: keep the raw mean of
+        the selected groups' differences (GRACE's construction as written).
 
     Attributes
     ----------
     vector_ : ndarray of shape (d,) or (n_layers, d)
-        Mean difference over the selected groups, in activation units.
+        Mean difference over the selected groups (norm per ``scale``), in
+        activation units.
     direction_ : ndarray of shape (d,) or (n_layers, d)
         ``vector_`` normalised per layer (zero stays zero).
     groups_ : ndarray of shape (n_groups,)
@@ -248,9 +256,10 @@ class ClusterSteerer(BaseSteerer):
     ``transform`` and ``decision_function`` contract.
     """
 
-    def __init__(self, coefficient: float = 1.0, *, agreement_threshold: float = 0.7):
+    def __init__(self, coefficient: float = 1.0, *, agreement_threshold: float = 0.7, scale: str = "pv"):
         self.coefficient = coefficient
         self.agreement_threshold = agreement_threshold
+        self.scale = scale
 
     def _check_hyperparameters(self) -> None:
         super()._check_hyperparameters()
@@ -261,6 +270,8 @@ class ClusterSteerer(BaseSteerer):
             min_val=-1,
             max_val=1,
         )
+        if self.scale not in ("pv", "mean"):
+            raise ValueError(f"scale must be 'pv' or 'mean', got {self.scale!r}")
 
     def _fit_differences(self, differences, groups):
         layered = as_layers(differences)
@@ -275,4 +286,8 @@ class ClusterSteerer(BaseSteerer):
             self.selected_groups_, self.group_cosines_ = selected[0], cosines[0]
         else:
             self.selected_groups_, self.group_cosines_ = selected, cosines
-        return selected_mean(sums, counts, masks).reshape(differences.shape[1:])
+        vector = selected_mean(sums, counts, masks)
+        if self.scale == "pv":
+            pv_norm = np.linalg.norm(sums.sum(0) / counts.sum(), axis=-1, keepdims=True)
+            vector = unit_vectors(vector) * pv_norm
+        return vector.reshape(differences.shape[1:])

@@ -52,6 +52,11 @@ class SteerScorer(ABC):
     Subclasses implement :meth:`score_responses`.
     """
 
+    def __sklearn_clone__(self):
+        """Judges are shared, not re-created, by ``clone`` (a fitted judge stays fitted), like
+        scikit-learn's scorers; searches and ``cross_val_steer`` clone their parameters."""
+        return self
+
     @abstractmethod
     def score_responses(self, questions: list[str], responses: list[str]) -> pd.DataFrame:
         """Score ``(question, response)`` pairs.

@@ -69,15 +69,11 @@ class BaseSearchSteer(BaseEstimator):
             raise ValueError("layers must not be empty")
         return {**space, "layer": layers}
 
-    def _judged(self, params: dict, activations, questions: list[str]) -> tuple[pd.DataFrame, float, bool]:
-        """Judged table for ``params`` on ``questions``, answering only uncached questions."""
-        key = config_key(params)
-        missing = self._cache_.missing(key, questions)
-        seconds = 0.0
-        if missing:
-            table, seconds = evaluate_config(self.estimator, params, activations, missing, self.scoring)
-            self._cache_.store(key, table)
-        return self._cache_.table(key, questions), seconds, not missing
+    def _key(self, params: dict) -> str:
+        """Cache key of a configuration: every parameter of the configured estimator (model
+        name, construction, generation length, ...), not only the searched ones, so a shared
+        cache or study never hands one configuration's answers to another."""
+        return config_key(configured(self.estimator, params).get_params(deep=True))
 
     def fit(self, activations, questions):
         """Search configurations: fit each on ``activations``, judge answers to ``questions``.

@@ -17,7 +17,7 @@ from steerkit._io import write_json
 
 
 def param_label(value) -> object:
-    """A JSON-friendly label for a parameter value (estimators become their repr)."""
+    """A JSON-friendly label for a parameter value (estimators and models become their repr)."""
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
     if hasattr(value, "item") and getattr(value, "ndim", None) == 0:  # numpy scalar

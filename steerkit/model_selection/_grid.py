@@ -7,7 +7,6 @@ from sklearn.model_selection import ParameterGrid
 from tqdm.auto import tqdm
 
 from steerkit.model_selection._base import BaseSearchSteer, evaluate_config
-from steerkit.model_selection._cache import config_key
 
 
 class GridSearchSteer(BaseSearchSteer):
@@ -61,7 +60,7 @@ class GridSearchSteer(BaseSearchSteer):
         candidates = self._candidates()
         todo = {}
         for params in candidates:
-            key = config_key(params)
+            key = self._key(params)
             if key not in todo and self._cache_.missing(key, questions):
                 todo[key] = params
         fresh_seconds = {}
@@ -76,7 +75,7 @@ class GridSearchSteer(BaseSearchSteer):
                 fresh_seconds[key] = seconds
         records, seen = [], set()
         for params in candidates:
-            key = config_key(params)
+            key = self._key(params)
             records.append({
                 "params": params, "table": self._cache_.table(key, questions),
                 "seconds": fresh_seconds.get(key, 0.0) if key not in seen else 0.0,

@@ -13,7 +13,7 @@ from joblib import Parallel, delayed
 from tqdm.auto import tqdm
 
 from steerkit.model_selection._base import BaseSearchSteer, evaluate_config
-from steerkit.model_selection._cache import config_key, param_label
+from steerkit.model_selection._cache import param_label
 
 _FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.FAIL)
 _TABLE_ATTR = "judged"
@@ -117,7 +117,7 @@ class TPESearchSteer(BaseSearchSteer):
     def _objective(self, space: _Space, activations, questions: list[str]):
         def objective(trial: optuna.Trial) -> float:
             params = space.suggest(trial)
-            key = config_key(params)
+            key = self._key(params)
             earlier = _finished_table(trial.study, key)
             if earlier is not None:
                 self._cache_.store(key, earlier)

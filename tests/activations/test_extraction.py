@@ -71,3 +71,12 @@ def test_pooling_weights_rows_are_averages():
 def test_empty_response_is_a_clear_error(tiny_llama):
     with pytest.raises(ValueError, match="response 1 is empty"):
         extract_activations(tiny_llama, ["a", "b"], ["x", ""])
+
+
+def test_prompt_only_reads_match_full_reads(tiny_llama):
+    prompts = [tiny_llama.chat_prompt(q) for q in PROMPT_QS]
+    full = extract_activations(tiny_llama, prompts, ANSWERS)
+    alone = extract_activations(tiny_llama, prompts)
+    assert set(alone) == {"prompt_last", "prompt_avg"}
+    for pos in alone:  # causal attention: the answer never changes what the prompt sees
+        np.testing.assert_allclose(alone[pos], full[pos], atol=1e-5)

@@ -285,7 +285,7 @@ def test_cluster_selects_the_planted_agreeing_groups_2d():
     differences, groups = planted_groups([[a, a, a, b, c]])
     differences = differences[:, 0]
     labels = np.array(["g0", "g1", "g2", "g3", "g4"])[groups]
-    steerer = ClusterSteerer().fit(differences, instruction_ids=labels)
+    steerer = ClusterSteerer(scale="mean").fit(differences, instruction_ids=labels)
     assert steerer.selected_groups_ == ["g0", "g1", "g2"]
     np.testing.assert_array_equal(steerer.groups_, ["g0", "g1", "g2", "g3", "g4"])
     np.testing.assert_allclose(steerer.vector_, differences[groups <= 2].mean(axis=0))
@@ -297,7 +297,7 @@ def test_cluster_selects_planted_groups_per_layer_3d(mode):
     a, b, c = basis(6, 0), basis(6, 1), basis(6, 2)
     differences, groups = planted_groups([[a, a, a, b, c], [c, b, b, b, b]])
     negative = np.random.default_rng(8).normal(size=differences.shape)
-    steerer = fit(ClusterSteerer(), negative + differences, negative, mode, groups)
+    steerer = fit(ClusterSteerer(scale="mean"), negative + differences, negative, mode, groups)
     assert steerer.selected_groups_ == [[0, 1, 2], [1, 2, 3, 4]]
     np.testing.assert_allclose(steerer.vector_[0], differences[groups <= 2, 0].mean(0))
     np.testing.assert_allclose(steerer.vector_[1], differences[groups >= 1, 1].mean(0))
@@ -311,7 +311,7 @@ def test_cluster_matches_naive_exhaustive_search(layout, threshold):
     rng = np.random.default_rng(9)
     differences = rng.normal(size=(21, *tail)) + 0.5
     groups = rng.integers(0, 6, size=21)
-    steerer = ClusterSteerer(agreement_threshold=threshold)
+    steerer = ClusterSteerer(agreement_threshold=threshold, scale="mean")
     steerer.fit(differences, instruction_ids=groups)
     vector, selections = naive_cluster(differences, groups, threshold, tail)
     np.testing.assert_allclose(steerer.vector_, vector)
@@ -322,7 +322,7 @@ def test_cluster_matches_naive_exhaustive_search(layout, threshold):
 def test_cluster_picks_the_lowest_groups_on_exact_ties():
     a, b = basis(3, 0), basis(3, 1)
     differences = np.array([a, b, a, b])
-    steerer = ClusterSteerer().fit(differences, instruction_ids=[0, 1, 2, 3])
+    steerer = ClusterSteerer(scale="mean").fit(differences, instruction_ids=[0, 1, 2, 3])
     assert steerer.selected_groups_ == [0, 2]
 
 
@@ -330,7 +330,7 @@ def test_cluster_prefers_the_more_coherent_of_two_equally_large_sets():
     b, b_near = np.array([1.0, 0.0, 0.0]), np.array([0.8, 0.6, 0.0])
     a, a_near = np.array([0.0, 0.0, 1.0]), np.array([0.0, 0.3, 0.95])
     differences = np.array([b, b_near, a, a_near])
-    steerer = ClusterSteerer().fit(differences, instruction_ids=[0, 1, 2, 3])
+    steerer = ClusterSteerer(scale="mean").fit(differences, instruction_ids=[0, 1, 2, 3])
     assert steerer.selected_groups_ == [2, 3]
     np.testing.assert_allclose(steerer.vector_, (a + a_near) / 2)
 
@@ -339,7 +339,7 @@ def test_cluster_without_agreement_picks_the_most_central_group():
     a, b, c = basis(3, 0), basis(3, 1), basis(3, 2)
     central = (a + b + c) / np.sqrt(3)
     differences = np.array([a, central, b, c])
-    steerer = ClusterSteerer(agreement_threshold=0.9)
+    steerer = ClusterSteerer(agreement_threshold=0.9, scale="mean")
     steerer.fit(differences, instruction_ids=[0, 1, 2, 3])
     assert steerer.selected_groups_ == [1]
     np.testing.assert_allclose(steerer.vector_, central)
@@ -348,7 +348,7 @@ def test_cluster_without_agreement_picks_the_most_central_group():
 @pytest.mark.parametrize("layout", LAYOUTS)
 def test_cluster_without_instruction_ids_equals_pv(layout):
     positive, negative = make_pairs(8, LAYOUTS[layout], seed=10)
-    cluster = fit(ClusterSteerer(), positive, negative, "contrast_ids")
+    cluster = fit(ClusterSteerer(scale="mean"), positive, negative, "contrast_ids")
     pv = fit(PVSteerer(), positive, negative, "contrast_ids")
     np.testing.assert_allclose(cluster.vector_, pv.vector_)
     np.testing.assert_array_equal(cluster.groups_, [0])
@@ -359,7 +359,7 @@ def test_cluster_greedy_path_for_many_groups():
     directions = [a] * 10 + [basis(30, g) for g in range(10, 20)]
     differences, groups = planted_groups([directions], n_per_group=2)
     differences = differences[:, 0]
-    steerer = ClusterSteerer().fit(differences, instruction_ids=groups)
+    steerer = ClusterSteerer(scale="mean").fit(differences, instruction_ids=groups)
     assert steerer.selected_groups_ == list(range(10))
     np.testing.assert_allclose(steerer.vector_, differences[groups < 10].mean(axis=0))
 
@@ -369,7 +369,7 @@ def test_cluster_rejects_pairs_with_two_instruction_ids():
     X, y, ids = labelled_by_ids(positive, negative)
     instruction_ids = np.where((ids == 2) & (y == 1), "x", "y")
     with pytest.raises(ValueError, match="instruction_ids differ within contrast 2"):
-        ClusterSteerer().fit(X, y, contrast_ids=ids, instruction_ids=instruction_ids)
+        ClusterSteerer(scale="mean").fit(X, y, contrast_ids=ids, instruction_ids=instruction_ids)
 
 
 # --------------------------------------------------------------------------
@@ -512,7 +512,7 @@ def test_contrast_ids_need_labels():
 
 def test_metadata_length_is_checked():
     with pytest.raises(ValueError, match=r"instruction_ids must be .* \(4\); got shape \(3,\)"):
-        ClusterSteerer().fit(np.ones((4, 3)), instruction_ids=[0, 1, 2])
+        ClusterSteerer(scale="mean").fit(np.ones((4, 3)), instruction_ids=[0, 1, 2])
 
 
 def test_non_finite_3d_input_is_rejected():
@@ -550,3 +550,16 @@ def test_invalid_pca_hyperparameters(params, message):
 def test_invalid_agreement_threshold():
     with pytest.raises(ValueError, match="agreement_threshold == 1.5, must be <= 1"):
         ClusterSteerer(agreement_threshold=1.5).fit(np.ones((3, 2)))
+
+
+def test_cluster_default_rescales_to_the_pv_norm():
+    rng = np.random.default_rng(7)
+    shared, other = rng.normal(size=6), rng.normal(size=6)
+    groups = np.repeat(np.arange(5), 4)
+    differences = np.where((groups < 3)[:, None], shared, 3 * other) + 0.01 * rng.normal(size=(20, 6))
+    raw = ClusterSteerer(scale="mean").fit(differences, instruction_ids=groups)
+    scaled = ClusterSteerer().fit(differences, instruction_ids=groups)
+    np.testing.assert_allclose(scaled.direction_, raw.direction_, atol=1e-12)
+    np.testing.assert_allclose(np.linalg.norm(scaled.vector_), np.linalg.norm(differences.mean(0)), rtol=1e-12)
+    with pytest.raises(ValueError, match="scale must be"):
+        ClusterSteerer(scale="unit").fit(differences)

@@ -110,3 +110,12 @@ def test_scores_a_real_steered_model(tiny_llama):
     table = scorer.evaluate(model, ["Hi?", "Why?"])
     assert len(table) == 2 and table["question"].tolist() == ["Hi?", "Why?"]
     assert scorer(model, ["Hi?", "Why?"]) == SteerScorer.aggregate(table)
+
+
+def test_clone_shares_a_judge_so_a_fitted_judge_stays_fitted():
+    from sklearn.base import clone
+
+    from steerkit.metrics import make_steer_scorer
+
+    judge = make_steer_scorer(lambda q, r: 1.0)
+    assert clone(judge) is judge

@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 import optuna
 import pandas as pd
@@ -62,7 +64,8 @@ def test_cache_round_trips_through_json(tmp_path):
     cache = EvaluationCache()
     GridSearchSteer(FakeSteered(), GRID, fake_judge, cache=cache, progress=False).fit(None, QUESTIONS[:2])
     cache.save(tmp_path / "cache.json")
-    assert EvaluationCache.load(tmp_path / "cache.json").entries == cache.entries
+    loaded = EvaluationCache.load(tmp_path / "cache.json")
+    assert json.dumps(loaded.entries, sort_keys=True) == json.dumps(cache.entries, sort_keys=True)  # NaN-safe
 
 
 def test_tpe_finds_the_peak_and_is_reproducible():
@@ -95,12 +98,12 @@ def test_tpe_resumes_a_crashed_study_from_storage(tmp_path):
         TPESearchSteer(FakeSteered(), space, crashing, n_trials=12, random_state=0, storage=storage,
                        study_name="s", progress=False).fit(None, QUESTIONS)
     done_before = len(optuna.load_study(study_name="s", storage=storage).get_trials(states=(optuna.trial.TrialState.COMPLETE,)))
-    assert done_before == 5
+    assert done_before >= 5  # 5 distinct configurations, plus any repeats served from the study
     CALLS.clear()
     search = TPESearchSteer(FakeSteered(), space, fake_judge, n_trials=12, random_state=0, storage=storage,
                             study_name="s", progress=False).fit(None, QUESTIONS)
-    assert len(search.history_) == 12  # 5 finished before the crash + 7 new
-    assert len(CALLS) <= 7
+    assert len(search.history_) == 12  # the finished trials are kept, only the rest run
+    assert len(CALLS) <= 12 - done_before
 
 
 def make_crashing_judge(after, error):
