@@ -4,7 +4,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 TORCH_SPEC ?= torch==2.13.0
-CONCEPT ?= pirate
+CONCEPT ?= formal
 OUT ?= steerkit-out
 PY := $(VENV)/bin/python
 STEERKIT := $(VENV)/bin/steerkit

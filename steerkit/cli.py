@@ -404,7 +404,7 @@ def build_parser() -> argparse.ArgumentParser:
         "summary.json, trials.csv and the best vector (safetensors + llama.cpp GGUF).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    run.add_argument("concepts", nargs="*", default=["pirate"], help="bundled concept names or concept JSON files")
+    run.add_argument("concepts", nargs="*", default=["formal"], help="bundled concept names or concept JSON files")
     run.add_argument("--out", default="steerkit-out", help="output directory")
     run.add_argument("--budget", type=int, default=30, help="TPE trials of the geometry-guided search")
     run.add_argument("--seed", type=int, default=0, help="search seed")
