@@ -1,8 +1,10 @@
 """Does alignment predict good layers? Per-layer alignment vs per-layer best utility.
 
 For each concept (activations from ``steerkit run``), a grid search over layers × coefficients
-is judged with the offline embedding judge; per layer, the best utility over coefficients is
-correlated (Pearson and Spearman) with that layer's alignment 𝒜^PL and 𝒜^RA.
+is judged with the offline embedding judge; per layer, the best utility (and the best concept
+score) over coefficients is correlated (Pearson and Spearman) with that layer's alignment 𝒜^PL
+and 𝒜^RA. Judged answers are cached in ``<run>/<concept>/grid_cache.json``, so a re-run only
+recomputes the statistics.
 
 Run:  python benchmarks/alignment_vs_utility.py --runs steerkit-out --concepts pirate formal
 (about 4 minutes per concept on 2 CPU cores with the default grid).
@@ -39,9 +41,11 @@ def per_layer(concept: str, runs: Path, lm, layers, coefficients, n_questions: i
     cache.save(folder / "grid_cache.json")
     plot_search_landscape(search.cv_results_, path=folder / "grid_landscape.png")
     results = pd.DataFrame(search.cv_results_)
-    best = results.groupby("param_layer")["mean_test_score"].max()
+    by_layer = results.groupby("param_layer")
+    best, best_concept = by_layer["mean_test_score"].max(), by_layer["mean_concept"].max()
     report = geometry_report(activations).layers.set_index("layer")
-    return pd.DataFrame({"best_utility": best, "alignment_pl": report.loc[best.index, "alignment_pl"],
+    return pd.DataFrame({"best_utility": best, "best_concept": best_concept,
+                         "alignment_pl": report.loc[best.index, "alignment_pl"],
                          "alignment_ra": report.loc[best.index, "alignment_ra"]})
 
 
@@ -62,6 +66,7 @@ def main(argv=None) -> int:
         for column in ("alignment_pl", "alignment_ra"):
             entry[f"pearson_{column}"] = float(stats.pearsonr(table[column], table["best_utility"])[0])
             entry[f"spearman_{column}"] = float(stats.spearmanr(table[column], table["best_utility"])[0])
+            entry[f"pearson_{column}_vs_best_concept"] = float(stats.pearsonr(table[column], table["best_concept"])[0])
         rows[concept] = entry
         print(f"{concept}: r(A_PL, best utility) = {entry['pearson_alignment_pl']:.2f} "
               f"(Spearman {entry['spearman_alignment_pl']:.2f}); r(A_RA, best utility) = "
