@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import textwrap
 import time
@@ -41,32 +40,21 @@ def _load_model(args, name: str | None):
 
 # -- extract ------------------------------------------------------------------------------
 def _cmd_extract(args) -> int:
-    import pandas as pd
-
-    from steerkit._io import write_json
-    from steerkit.activations import build_activation_set, generate_contrastive
+    from steerkit.activations import build_activation_set
     from steerkit.concepts import load_concept
+    from steerkit.workflow import RunSettings, contrastive_answers
 
     concept = load_concept(args.concept)
     folder = Path(args.out) / concept.name
-    settings = {"model": args.model or "smollm2-135m-instruct", "dtype": args.dtype,
-                "n_questions": args.n_questions, "max_new_tokens": args.max_new_tokens, "concept": concept.to_dict(),
-                "role": args.instruction_role}
-    cache = folder / "generations.json"
+    settings = RunSettings(n_questions=args.n_questions, max_new_tokens=args.max_new_tokens,
+                           batch_size=args.batch_size, instruction_role=args.instruction_role)
     lm = _load_model(args, args.model)
-    samples = None
-    if cache.is_file() and not args.force:
-        cached = json.loads(cache.read_text(encoding="utf-8"))
-        if cached.get("settings") == settings:
-            samples = pd.DataFrame(cached["samples"])
-            print(f"reusing {len(samples)} cached answers from {cache}", file=sys.stderr)
-    if samples is None:
-        start = time.perf_counter()
-        samples = generate_contrastive(lm, concept, n_questions=args.n_questions or None,
-                                       max_new_tokens=args.max_new_tokens, batch_size=args.batch_size,
-                                       role=args.instruction_role)
+    start = time.perf_counter()
+    samples, reused = contrastive_answers(lm, concept, folder, settings, force=args.force)
+    if reused:
+        print(f"reusing {len(samples)} cached answers from {folder / 'generations.json'}", file=sys.stderr)
+    else:
         print(f"generated {len(samples)} answers in {time.perf_counter() - start:.1f} s", file=sys.stderr)
-        write_json(cache, {"settings": settings, "samples": samples.to_dict(orient="records")})
     start = time.perf_counter()
     activations = build_activation_set(lm, samples, concept=concept.name, batch_size=args.batch_size)
     path = activations.save(folder / "activations.safetensors")

@@ -43,21 +43,26 @@ def _digest(obj) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def contrastive_answers(lm, concept, folder: Path, settings: RunSettings, progress: bool = True) -> pd.DataFrame:
-    """Answers to the contrastive design, cached in ``generations.json`` by their settings."""
+def contrastive_answers(lm, concept, folder: Path, settings: RunSettings, progress: bool = True,
+                        *, force: bool = False) -> tuple[pd.DataFrame, bool]:
+    """Answers to the contrastive design, cached in ``folder/generations.json`` by their settings.
+
+    Returns ``(samples, reused)``; ``reused`` is True when the cache answered. ``force``
+    regenerates even when the cache matches. ``settings.n_questions == 0`` means all questions.
+    """
     key = {"model": lm.name, "dtype": str(lm.dtype), "concept": concept.to_dict(),
            "n_questions": settings.n_questions, "max_new_tokens": settings.max_new_tokens,
            "role": settings.instruction_role}
     cache = folder / "generations.json"
-    if cache.is_file():
+    if cache.is_file() and not force:
         cached = json.loads(cache.read_text(encoding="utf-8"))
         if cached.get("digest") == _digest(key):
-            return pd.DataFrame(cached["samples"])
-    samples = generate_contrastive(lm, concept, n_questions=settings.n_questions,
+            return pd.DataFrame(cached["samples"]), True
+    samples = generate_contrastive(lm, concept, n_questions=settings.n_questions or None,
                                    max_new_tokens=settings.max_new_tokens, batch_size=settings.batch_size,
                                    role=settings.instruction_role, progress=progress)
     write_json(cache, {"digest": _digest(key), "settings": key, "samples": samples.to_dict(orient="records")})
-    return samples
+    return samples, False
 
 
 def judge_filter(samples: pd.DataFrame, coherence: LikelihoodCoherence, *, min_coherence: float,
@@ -106,7 +111,7 @@ def _filtered_activations(lm, samples: pd.DataFrame, concept, folder: Path, sett
     return activations, note
 
 
-def _search_space(recommender, n_layers: int) -> dict:
+def _search_space(recommender) -> dict:
     from steerkit.diagnostics.recommender import CONSTRUCTIONS
 
     chosen = recommender.recommendation_.construction
@@ -133,7 +138,7 @@ def run_concept(lm, concept, out: Path, settings: RunSettings | None = None, *, 
         timings[name] = round(now - clock, 1)
         clock = now
 
-    samples = contrastive_answers(lm, concept, folder, settings, progress)
+    samples, _ = contrastive_answers(lm, concept, folder, settings, progress)
     lap("generation")
     coherence = LikelihoodCoherence(lm, batch_size=settings.batch_size)
     samples = judge_filter(samples, coherence, min_coherence=settings.min_coherence)
@@ -154,7 +159,7 @@ def run_concept(lm, concept, out: Path, settings: RunSettings | None = None, *, 
     estimator = SteeredModel(lm, recommender.best_estimator_, max_new_tokens=settings.max_new_tokens,
                              batch_size=settings.batch_size)
     search = TPESearchSteer(
-        estimator, _search_space(recommender, lm.n_layers), judge, n_trials=settings.budget,
+        estimator, _search_space(recommender), judge, n_trials=settings.budget,
         random_state=settings.seed, storage=f"sqlite:///{folder / 'study.db'}", study_name=f"{concept.name}-{settings.seed}",
         progress=progress,
     ).fit(activations, search_questions)
