@@ -68,9 +68,9 @@ CONSTRUCTIONS = ("pv", "unit_mean", "cluster", "pca")
 
 
 def _make_steerer(name: str):
-    from steerkit.estimators import ClusterSteerer, PCASteerer, PVSteerer, UnitMeanSteerer
+    from steerkit.estimators import STEERERS
 
-    return {"pv": PVSteerer, "unit_mean": UnitMeanSteerer, "cluster": ClusterSteerer, "pca": PCASteerer}[name]()
+    return STEERERS[name]()
 
 
 def _cmd_fit(args) -> int:

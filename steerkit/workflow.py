@@ -18,6 +18,7 @@ from sklearn.model_selection import GroupKFold
 from steerkit._io import write_json, write_text
 from steerkit.activations import ActivationSet, build_activation_set, generate_contrastive
 from steerkit.diagnostics import GraceRecommender
+from steerkit.diagnostics.recommender import CONSTRUCTIONS
 from steerkit.estimators.files import save_gguf_control_vector, save_vector
 from steerkit.metrics import EmbeddingJudge, LikelihoodCoherence
 from steerkit.model_selection import GRACE_COEFFICIENTS, TPESearchSteer
@@ -112,8 +113,6 @@ def _filtered_activations(lm, samples: pd.DataFrame, concept, folder: Path, sett
 
 
 def _search_space(recommender) -> dict:
-    from steerkit.diagnostics.recommender import CONSTRUCTIONS
-
     chosen = recommender.recommendation_.construction
     order = [chosen] + [name for name in CONSTRUCTIONS if name != chosen]
     return {"layer": recommender.recommendation_.layers, "steerer__coefficient": list(GRACE_COEFFICIENTS),
@@ -223,13 +222,9 @@ def run_concept(lm, concept, out: Path, settings: RunSettings | None = None, *, 
 
 def construction_name(steerer) -> str:
     """``"pv"``, ``"unit_mean"`` or ``"cluster"`` for a steerer (its class name otherwise)."""
-    from steerkit.diagnostics.recommender import CONSTRUCTIONS
-
     return next((name for name, cls in CONSTRUCTIONS.items() if type(steerer) is cls), type(steerer).__name__)
 
 
 def _all_constructions(activations) -> dict:
-    from steerkit.diagnostics.recommender import CONSTRUCTIONS
-
     X, y, metadata = activations.steerer_inputs("response_avg")
     return {name: cls().fit(X, y, **metadata) for name, cls in CONSTRUCTIONS.items()}

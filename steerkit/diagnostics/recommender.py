@@ -8,9 +8,9 @@ import numpy as np
 from sklearn.base import BaseEstimator, MetaEstimatorMixin, clone
 
 from steerkit.diagnostics.geometry import BLOCK_HIGH, BLOCK_LOW, geometry_report
-from steerkit.estimators import ClusterSteerer, PVSteerer, UnitMeanSteerer
+from steerkit.estimators import STEERERS
 
-CONSTRUCTIONS = {"pv": PVSteerer, "unit_mean": UnitMeanSteerer, "cluster": ClusterSteerer}
+CONSTRUCTIONS = {name: STEERERS[name] for name in ("pv", "unit_mean", "cluster")}  # GRACE's three
 
 
 @dataclass

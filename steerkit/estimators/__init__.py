@@ -12,7 +12,11 @@ from .pca import PCASteerer
 from .pv import PVSteerer
 from .unit_mean import UnitMeanSteerer
 
+STEERERS = {"pv": PVSteerer, "unit_mean": UnitMeanSteerer, "cluster": ClusterSteerer, "pca": PCASteerer}
+"""Steerer classes by the construction names the CLI, files and reports use."""
+
 __all__ = [
+    "STEERERS",
     "BaseSteerer",
     "ClusterSteerer",
     "PCASteerer",
