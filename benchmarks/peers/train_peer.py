@@ -18,8 +18,14 @@ def main():
     peer, folder, gguf_file, pairs_path, out, repeats = sys.argv[1:7]
     torch.set_num_threads(2)
     tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=gguf_file)
-    model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=gguf_file, torch_dtype=torch.float32).eval()
     pairs = json.load(open(pairs_path))
+    if pairs[0][0].startswith(tokenizer.bos_token or "\0"):
+        # transformers 4.x builds the GGUF tokenizer with add_bos_token=True, so a chat-templated
+        # text (which already starts with <|im_start|>, the BOS) would get it twice. steerkit
+        # (transformers 5) reads the text as written; without this the libraries see different
+        # token ids and their vectors differ (cosine 0.977-0.998 instead of ~1).
+        tokenizer.add_bos_token = False
+    model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=gguf_file, torch_dtype=torch.float32).eval()
     times, vectors = [], {}
     for _ in range(int(repeats)):
         start = time.perf_counter()

@@ -1,15 +1,20 @@
 """Pooled activation extraction: all layers, three positions, one batched forward pass.
 
 Per-token activations are never stored: a hook on every block multiplies the block output
-``(B, T, d)`` by a pooling matrix ``(B, 3, T)`` and keeps the ``(B, 3, d)`` result.
+``(B, T, d)`` by a pooling matrix ``(B, 3, T)`` and keeps the ``(B, 3, d)`` result. A token
+prefix shared by several texts is run once; its pooled share is broadcast to every member and
+each member continues from the prefix's key/value cache.
 """
 
 from __future__ import annotations
+
+import copy
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from steerkit.activations.prefixes import shared_prefix_groups
 from steerkit.lm.generation import length_sorted_batches
 from steerkit.steering.hooks import add_residual_hook
 
@@ -50,6 +55,17 @@ def _tokenize_pairs(lm, prompts, responses) -> tuple[list[list[int]], list[int]]
     return sequences, prompt_lengths
 
 
+def _padded(rows: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-padded ``(B, T)`` input ids and attention mask."""
+    width = max(len(r) for r in rows)
+    input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    attention = torch.zeros((len(rows), width), dtype=torch.long)
+    for row, tokens in enumerate(rows):
+        input_ids[row, : len(tokens)] = torch.tensor(tokens)
+        attention[row, : len(tokens)] = 1
+    return input_ids, attention
+
+
 @torch.inference_mode()
 def extract_activations(
     lm,
@@ -57,6 +73,7 @@ def extract_activations(
     responses: list[str] | None = None,
     *,
     batch_size: int = 16,
+    share_prefixes: bool = True,
     progress: bool = False,
 ) -> dict[str, np.ndarray]:
     """Pooled residual-stream activations of ``prompt + response`` texts.
@@ -68,6 +85,10 @@ def extract_activations(
     responses : the answers that follow each prompt, length ``n``, none empty; ``None`` reads
         the prompts alone (then only ``prompt_last`` and ``prompt_avg`` are returned).
     batch_size : sequences per forward pass (sorted by length to keep padding small).
+    share_prefixes : run a token prefix shared by several texts (chat header, instruction)
+        once and continue every text from its key/value cache
+        (:func:`~steerkit.activations.prefixes.shared_prefix_groups`). The result equals
+        the plain pass up to float rounding; ``False`` reads every text in full.
 
     Returns
     -------
@@ -77,32 +98,45 @@ def extract_activations(
     sequences, prompt_lengths = _tokenize_pairs(lm, prompts, [None] * len(prompts) if responses is None else responses)
     positions = POSITIONS[:2] if responses is None else POSITIONS
     n, n_layers, d = len(sequences), lm.n_layers + 1, lm.hidden_size
+    lengths = np.array([len(s) for s in sequences])
+    weights = pooling_weights(prompt_lengths, lengths, int(lengths.max()))[:, : len(positions)]
     pooled = torch.zeros((n, n_layers, len(positions), d), dtype=torch.float32)
     state: dict[str, torch.Tensor] = {}
 
     def reader(layer):
-        def fn(hidden):
-            state["out"][:, layer] = torch.bmm(state["weights"], hidden).float()
+        def fn(hidden):  # weights (B, P, T) @ hidden (B or 1, T, d): a shared prefix broadcasts
+            state["out"][:, layer] = torch.matmul(state["weights"], hidden).float()
         return fn
 
+    def run(rows, weight_columns: slice, **inputs) -> torch.Tensor:
+        state["weights"] = weights[rows][:, :, weight_columns].to(device=lm.device, dtype=lm.dtype)
+        state["out"] = torch.zeros((len(rows), n_layers, len(positions), d), device=lm.device)
+        return base(**{k: v.to(lm.device) if torch.is_tensor(v) else v for k, v in inputs.items()})
+
+    groups = shared_prefix_groups(sequences) if share_prefixes else [(0, np.arange(n))]
+    plan = [(prefix, members, batch) for prefix, members in groups
+            for batch in length_sorted_batches(lengths[members] - prefix, batch_size)]
     handles = [add_residual_hook(lm, layer, reader(layer)) for layer in range(n_layers)]
     base = lm.model.base_model  # the decoder stack without the LM head: logits are never needed
     pad_id = lm.tokenizer.pad_token_id
     try:
-        batches = length_sorted_batches([len(s) for s in sequences], batch_size)
-        for batch in tqdm(batches, desc="extracting", disable=not progress, unit="batch"):
-            lengths = [len(sequences[i]) for i in batch]
-            width = max(lengths)
-            input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
-            attention = torch.zeros((len(batch), width), dtype=torch.long)
-            for row, i in enumerate(batch):
-                input_ids[row, : lengths[row]] = torch.tensor(sequences[i])
-                attention[row, : lengths[row]] = 1
-            weights = pooling_weights([prompt_lengths[i] for i in batch], lengths, width)
-            state["weights"] = weights[:, : len(positions)].to(device=lm.device, dtype=lm.dtype)
-            state["out"] = torch.zeros((len(batch), n_layers, len(positions), d), device=lm.device)
-            base(input_ids=input_ids.to(lm.device), attention_mask=attention.to(lm.device), use_cache=False)
-            pooled[torch.as_tensor(batch)] = state["out"].cpu()
+        cache, cached_group = None, None
+        for prefix, members, batch in tqdm(plan, desc="extracting", disable=not progress, unit="batch"):
+            if prefix and cached_group is not members:  # a new group: its prefix once, for all members
+                ids = torch.tensor([sequences[members[0]][:prefix]])
+                cache = run(members, slice(0, prefix), input_ids=ids, use_cache=True).past_key_values
+                pooled[torch.as_tensor(members)] = state["out"].cpu()
+                cached_group = members
+            rows = members[batch]
+            input_ids, attention = _padded([sequences[i][prefix:] for i in rows], pad_id)
+            inputs = {"input_ids": input_ids, "attention_mask": attention, "use_cache": False}
+            if prefix:
+                continued = copy.deepcopy(cache)
+                continued.batch_repeat_interleave(len(rows))
+                inputs.update(attention_mask=torch.cat([torch.ones((len(rows), prefix), dtype=torch.long), attention], 1),
+                              past_key_values=continued, use_cache=True)
+            run(rows, slice(prefix, prefix + input_ids.shape[1]), **inputs)
+            pooled[torch.as_tensor(rows)] += state["out"].cpu()
     finally:
         for handle in handles:
             handle.remove()
