@@ -1,6 +1,7 @@
 """Vector training speed against peers: the same 128 contrast pairs, all layers, last-token reads.
 
-steerkit (float32 and bfloat16: pooled prompt-only extraction + PVSteerer) against
+steerkit (float32 and bfloat16: pooled prompt-only extraction + PVSteerer, with and without
+shared-prefix reuse) against
 `steering-vectors` (`train_steering_vector`, mean aggregator, batch 32) and `repeng`
 (`ControlVector.train`, pca_diff, batch 32), each peer in its own virtual environment
 (`bash benchmarks/peers/setup.sh`). All run one after another on this machine; model loading is
@@ -36,14 +37,14 @@ def contrast_texts(lm, n_pairs: int) -> list[tuple[str, str]]:
     return pairs[:n_pairs]
 
 
-def steerkit_training(lm, pairs, repeats: int, batch_size: int) -> tuple[float, np.ndarray]:
+def steerkit_training(lm, pairs, repeats: int, batch_size: int, share_prefixes: bool) -> tuple[float, np.ndarray]:
     texts = [p for p, _ in pairs] + [n for _, n in pairs]
     y = np.r_[np.ones(len(pairs)), np.zeros(len(pairs))]
     ids = np.r_[np.arange(len(pairs)), np.arange(len(pairs))]
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
-        X = extract_activations(lm, texts, batch_size=batch_size)["prompt_last"]
+        X = extract_activations(lm, texts, batch_size=batch_size, share_prefixes=share_prefixes)["prompt_last"]
         vector = PVSteerer().fit(X, y, contrast_ids=ids).vector_
         times.append(time.perf_counter() - start)
     return float(np.median(times)), vector
@@ -77,17 +78,23 @@ def main(argv=None) -> int:
         peers = {}
         for peer in ("steering-vectors", "repeng"):
             result["seconds"][peer], peers[peer] = peer_training(peer, pairs_path, args.repeats, Path(tmp))
-        result["seconds"]["steerkit float32"], pv32 = steerkit_training(lm32, pairs, args.repeats, args.batch_size)
         lm16 = load_model(dtype="bfloat16")
-        result["seconds"]["steerkit bfloat16"], _ = steerkit_training(lm16, pairs, args.repeats, args.batch_size)
+        vectors = {}
+        for name, lm in (("float32", lm32), ("bfloat16", lm16)):
+            for share, label in ((False, " plain pass"), (True, "")):
+                key = f"steerkit {name}{label}"
+                result["seconds"][key], vectors[key] = steerkit_training(lm, pairs, args.repeats, args.batch_size, share)
     sv = peers["steering-vectors"]
-    cosines = [float(pv32[layer + 1] @ v / (np.linalg.norm(pv32[layer + 1]) * np.linalg.norm(v))) for layer, v in sorted(sv.items())]
+
+    def cosines(pv):
+        return [float(pv[layer + 1] @ v / (np.linalg.norm(pv[layer + 1]) * np.linalg.norm(v))) for layer, v in sorted(sv.items())]
     fastest_peer = min(result["seconds"]["steering-vectors"], result["seconds"]["repeng"])
     result.update({
         "tokens_per_s": {k: n_tokens / v for k, v in result["seconds"].items()},
-        "speedup_float32_vs_fastest_peer": fastest_peer / result["seconds"]["steerkit float32"],
-        "speedup_bfloat16_vs_fastest_peer": fastest_peer / result["seconds"]["steerkit bfloat16"],
-        "cosine_pv_vs_steering_vectors_min": min(cosines), "cosine_per_layer": cosines,
+        "speedup_vs_fastest_peer": {k: fastest_peer / v for k, v in result["seconds"].items() if k.startswith("steerkit")},
+        "cosine_pv_vs_steering_vectors_min": min(cosines(vectors["steerkit float32"])),
+        "cosine_plain_pass_vs_steering_vectors_min": min(cosines(vectors["steerkit float32 plain pass"])),
+        "cosine_per_layer": cosines(vectors["steerkit float32"]),
     })
     print(json.dumps({k: v for k, v in result.items() if k != "cosine_per_layer"}, indent=2))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
