@@ -36,6 +36,26 @@ class _Space:
         self.space = space
         self.lookup = {name: _categorical(v)[1] for name, v in space.items() if isinstance(v, (list, tuple))}
 
+    def labels(self, initial_params: list[dict]) -> list[dict]:
+        """Optuna's view (categorical labels) of user parameter dicts, checked against the space."""
+        queued = []
+        for params in initial_params:
+            unknown = set(params) - set(self.space)
+            if unknown:
+                raise ValueError(f"initial_params names {sorted(unknown)}, which are not searched; "
+                                 f"the space has {sorted(self.space)}")
+            labelled = {}
+            for name, value in params.items():
+                if name in self.lookup:
+                    label = param_label(value)
+                    if str(label) not in self.lookup[name]:
+                        raise ValueError(f"initial_params value {name}={value!r} is not one of the choices "
+                                         f"{_categorical(self.space[name])[0]}")
+                    value = label
+                labelled[name] = value
+            queued.append(labelled)
+        return queued
+
     def suggest(self, trial: optuna.Trial) -> dict:
         params = {}
         for name, spec in self.space.items():
@@ -75,6 +95,11 @@ class TPESearchSteer(BaseSearchSteer):
     pruner : optional Optuna pruner; answers are then generated in ``pruning_steps`` chunks of
         questions and a trial reports its running utility after each chunk.
     n_startup_trials : random trials before TPE starts modelling.
+    initial_params : optional list of parameter dicts (values from the space, e.g.
+        ``[{"layer": 20, "steerer__coefficient": 2.0}]``) evaluated first, before TPE's own
+        choices: a warm start from a previous best or from the geometry (the best-aligned
+        layers). Queued only when
+        the study is new, so a resumed study does not repeat them.
 
     Attributes
     ----------
@@ -84,7 +109,7 @@ class TPESearchSteer(BaseSearchSteer):
 
     def __init__(self, estimator=None, param_distributions=None, scoring=None, *, n_trials=50, random_state=None,
                  layers=None, cv=None, refit=True, n_jobs=None, cache=None, storage=None, study_name=None,
-                 pruner=None, pruning_steps=3, n_startup_trials=10, progress=True):
+                 pruner=None, pruning_steps=3, n_startup_trials=10, initial_params=None, progress=True):
         self.estimator = estimator
         self.param_distributions = param_distributions
         self.scoring = scoring
@@ -100,6 +125,7 @@ class TPESearchSteer(BaseSearchSteer):
         self.pruner = pruner
         self.pruning_steps = pruning_steps
         self.n_startup_trials = n_startup_trials
+        self.initial_params = initial_params
         self.progress = progress
 
     # -- study -----------------------------------------------------------------------------
@@ -153,6 +179,9 @@ class TPESearchSteer(BaseSearchSteer):
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         study = optuna.create_study(direction="maximize", storage=storage, study_name=name, sampler=self._sampler(),
                                     pruner=self.pruner or optuna.pruners.NopPruner(), load_if_exists=True)
+        if not study.get_trials(deepcopy=False):
+            for params in space.labels(self.initial_params or []):
+                study.enqueue_trial(params)
         remaining = max(0, self.n_trials - len(study.get_trials(deepcopy=False, states=_FINISHED)))
         objective = self._objective(space, activations, questions)
         if workers == 1:

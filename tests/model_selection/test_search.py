@@ -180,3 +180,27 @@ def test_bad_inputs_are_explained():
         GridSearchSteer(FakeSteered(), GRID, fake_judge, cv=3).fit(None, QUESTIONS[:2])
     with pytest.raises(TypeError, match="must be a list or an optuna distribution"):
         TPESearchSteer(FakeSteered(), {"layer": 3}, fake_judge, n_trials=1, progress=False).fit(None, QUESTIONS)
+
+
+def test_tpe_evaluates_initial_params_first_and_only_in_a_new_study(tmp_path):
+    space = {"layer": list(range(1, 12)), "coefficient": [1.0, 2.0, 3.0]}
+    start = [{"layer": 7, "coefficient": 2.0}, {"layer": 3, "coefficient": 1.0}]
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    search = TPESearchSteer(FakeSteered(), space, fake_judge, n_trials=4, random_state=0, initial_params=start,
+                            storage=storage, study_name="s", progress=False).fit(None, QUESTIONS)
+    assert search.history_[["layer", "coefficient"]].head(2).to_dict("records") == start
+    assert search.history_["score"].iloc[0] == pytest.approx(mean_utility(7, 2.0))
+    resumed = TPESearchSteer(FakeSteered(), space, fake_judge, n_trials=8, random_state=0, initial_params=start,
+                             storage=storage, study_name="s", progress=False).fit(None, QUESTIONS)
+    assert len(resumed.history_) == 8
+    assert resumed.history_[["layer", "coefficient"]].iloc[4:].to_dict("records") != start  # not queued again
+
+
+def test_tpe_initial_params_outside_the_space_are_explained():
+    space = {"layer": [1, 2], "coefficient": [1.0, 2.0]}
+    with pytest.raises(ValueError, match=r"layer=9 is not one of the choices \[1, 2\]"):
+        TPESearchSteer(FakeSteered(), space, fake_judge, n_trials=2, initial_params=[{"layer": 9, "coefficient": 1.0}],
+                       progress=False).fit(None, QUESTIONS)
+    with pytest.raises(ValueError, match=r"names \['steerer__coefficient'\], which are not searched"):
+        TPESearchSteer(FakeSteered(), space, fake_judge, n_trials=2,
+                       initial_params=[{"steerer__coefficient": 1.0}], progress=False).fit(None, QUESTIONS)
