@@ -15,7 +15,7 @@ import torch
 from tqdm.auto import tqdm
 
 from steerkit.activations.prefixes import shared_prefix_groups
-from steerkit.lm.generation import length_sorted_batches
+from steerkit.lm.generation import length_sorted_batches, right_padded
 from steerkit.steering.hooks import add_residual_hook
 
 POSITIONS = ("prompt_last", "prompt_avg", "response_avg")
@@ -53,17 +53,6 @@ def _tokenize_pairs(lm, prompts, responses) -> tuple[list[list[int]], list[int]]
         sequences.append(prompt_ids + response_ids)
         prompt_lengths.append(len(prompt_ids))
     return sequences, prompt_lengths
-
-
-def _padded(rows: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Right-padded ``(B, T)`` input ids and attention mask."""
-    width = max(len(r) for r in rows)
-    input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    attention = torch.zeros((len(rows), width), dtype=torch.long)
-    for row, tokens in enumerate(rows):
-        input_ids[row, : len(tokens)] = torch.tensor(tokens)
-        attention[row, : len(tokens)] = 1
-    return input_ids, attention
 
 
 @torch.inference_mode()
@@ -128,7 +117,7 @@ def extract_activations(
                 pooled[torch.as_tensor(members)] = state["out"].cpu()
                 cached_group = members
             rows = members[batch]
-            input_ids, attention = _padded([sequences[i][prefix:] for i in rows], pad_id)
+            input_ids, attention = right_padded([sequences[i][prefix:] for i in rows], pad_id)
             inputs = {"input_ids": input_ids, "attention_mask": attention, "use_cache": False}
             if prefix:
                 continued = copy.deepcopy(cache)

@@ -1,4 +1,5 @@
-"""Batched greedy generation with left padding."""
+"""Batching helpers (length-sorted batches, right padding) and batched greedy generation with
+left padding."""
 
 from __future__ import annotations
 
@@ -13,6 +14,17 @@ def length_sorted_batches(lengths, batch_size: int) -> list[np.ndarray]:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     order = np.argsort(-np.asarray(lengths), kind="stable")
     return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+
+
+def right_padded(sequences: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-padded ``(B, T)`` input ids and attention mask of token-id lists."""
+    width = max(len(s) for s in sequences)
+    input_ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
+    attention = torch.zeros((len(sequences), width), dtype=torch.long)
+    for row, ids in enumerate(sequences):
+        input_ids[row, : len(ids)] = torch.tensor(ids)
+        attention[row, : len(ids)] = 1
+    return input_ids, attention
 
 
 @torch.inference_mode()

@@ -10,17 +10,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from steerkit.lm.generation import length_sorted_batches
-
-
-def _right_padded(sequences: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    width = max(len(s) for s in sequences)
-    input_ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
-    attention = torch.zeros((len(sequences), width), dtype=torch.long)
-    for row, ids in enumerate(sequences):
-        input_ids[row, : len(ids)] = torch.tensor(ids)
-        attention[row, : len(ids)] = 1
-    return input_ids, attention
+from steerkit.lm.generation import length_sorted_batches, right_padded
 
 
 def _logits(lm, input_ids, attention, logits_to_keep) -> torch.Tensor:
@@ -51,7 +41,7 @@ def mean_token_log_likelihood(lm, prompts: list[list[int]], answers: list[list[i
     pad_id = lm.tokenizer.pad_token_id
     for batch in length_sorted_batches([len(prompts[i]) + len(answers[i]) for i in todo], batch_size):
         rows = [todo[j] for j in batch]
-        input_ids, attention = _right_padded([prompts[i] + answers[i] for i in rows], pad_id)
+        input_ids, attention = right_padded([prompts[i] + answers[i] for i in rows], pad_id)
         width = input_ids.shape[1]
         prompt_lengths = torch.tensor([len(prompts[i]) for i in rows]).unsqueeze(1)
         total_lengths = attention.sum(1, keepdim=True)
@@ -84,7 +74,7 @@ def next_token_probabilities(lm, sequences: list[list[int]], token_ids, *, batch
     result = np.zeros((len(sequences), len(token_ids)))
     pad_id = lm.tokenizer.pad_token_id
     for batch in length_sorted_batches([len(s) for s in sequences], batch_size):
-        input_ids, attention = _right_padded([sequences[i] for i in batch], pad_id)
+        input_ids, attention = right_padded([sequences[i] for i in batch], pad_id)
         last = attention.sum(1) - 1
         kept = torch.unique(last)  # sorted distinct last positions: shape (m,)
         logits = _logits(lm, input_ids, attention, kept.to(lm.device))  # (B, m, V)
