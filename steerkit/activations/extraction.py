@@ -87,8 +87,7 @@ def extract_activations(
     sequences, prompt_lengths = _tokenize_pairs(lm, prompts, [None] * len(prompts) if responses is None else responses)
     positions = POSITIONS[:2] if responses is None else POSITIONS
     n, n_layers, d = len(sequences), lm.n_layers + 1, lm.hidden_size
-    lengths = np.array([len(s) for s in sequences])
-    weights = pooling_weights(prompt_lengths, lengths, int(lengths.max()))[:, : len(positions)]
+    lengths, prompt_lengths = np.array([len(s) for s in sequences]), np.asarray(prompt_lengths)
     pooled = torch.zeros((n, n_layers, len(positions), d), dtype=torch.float32)
     state: dict[str, torch.Tensor] = {}
 
@@ -97,8 +96,10 @@ def extract_activations(
             state["out"][:, layer] = torch.matmul(state["weights"], hidden).float()
         return fn
 
-    def run(rows, weight_columns: slice, **inputs) -> torch.Tensor:
-        state["weights"] = weights[rows][:, :, weight_columns].to(device=lm.device, dtype=lm.dtype)
+    def run(rows, start: int, stop: int, **inputs):
+        """Forward ``inputs`` (token positions ``start:stop`` of ``rows``), pooling into state."""
+        weights = pooling_weights(prompt_lengths[rows], lengths[rows], stop)[:, : len(positions), start:]
+        state["weights"] = weights.to(device=lm.device, dtype=lm.dtype)
         state["out"] = torch.zeros((len(rows), n_layers, len(positions), d), device=lm.device)
         return base(**{k: v.to(lm.device) if torch.is_tensor(v) else v for k, v in inputs.items()})
 
@@ -113,7 +114,7 @@ def extract_activations(
         for prefix, members, batch in tqdm(plan, desc="extracting", disable=not progress, unit="batch"):
             if prefix and cached_group is not members:  # a new group: its prefix once, for all members
                 ids = torch.tensor([sequences[members[0]][:prefix]])
-                cache = run(members, slice(0, prefix), input_ids=ids, use_cache=True).past_key_values
+                cache = run(members, 0, prefix, input_ids=ids, use_cache=True).past_key_values
                 pooled[torch.as_tensor(members)] = state["out"].cpu()
                 cached_group = members
             rows = members[batch]
@@ -124,7 +125,7 @@ def extract_activations(
                 continued.batch_repeat_interleave(len(rows))
                 inputs.update(attention_mask=torch.cat([torch.ones((len(rows), prefix), dtype=torch.long), attention], 1),
                               past_key_values=continued, use_cache=True)
-            run(rows, slice(prefix, prefix + input_ids.shape[1]), **inputs)
+            run(rows, prefix, prefix + input_ids.shape[1], **inputs)
             pooled[torch.as_tensor(rows)] += state["out"].cpu()
     finally:
         for handle in handles:
