@@ -67,7 +67,7 @@ OBJECTIVES = {"utility": lambda judge: judge, "min(concept, coherence)": OnConce
 class ConceptGrid:
     """One concept's run folder: activations, recommended construction, judge and cache."""
 
-    def __init__(self, folder: Path, lm, n_questions: int):
+    def __init__(self, folder: Path, lm, n_questions: int, coefficients=GRACE_COEFFICIENTS):
         self.folder = folder
         self.activations = ActivationSet.load(folder / "activations.safetensors")
         summary = json.loads((folder / "summary.json").read_text())
@@ -81,13 +81,14 @@ class ConceptGrid:
         self.cache = EvaluationCache.load(self.cache_path)
         self.recommender = GraceRecommender().fit(self.activations)
         self.n_layers = lm.n_layers
+        self.coefficients = tuple(coefficients)  # the searched coefficients (GRACE's by default)
 
-    def evaluate(self, coefficients) -> pd.DataFrame:
+    def evaluate(self) -> pd.DataFrame:
         """Judge every configuration of the full space; returns one row per configuration
         (layer, coefficient, utility = the current objective, concept, coherence, seconds)."""
         frames = []
         for layer in tqdm(range(1, self.n_layers + 1), desc=f"grid {self.folder.name}", unit="layer", leave=False):
-            space = {"layer": [layer], "steerer__coefficient": list(coefficients)}
+            space = {"layer": [layer], "steerer__coefficient": list(self.coefficients)}
             search = GridSearchSteer(self.estimator, space, self.scoring, cache=self.cache, refit=False,
                                      progress=False).fit(self.activations, self.questions)
             self.cache.save(self.cache_path)
@@ -113,7 +114,8 @@ class ConceptGrid:
 
     def tpe(self, seed: int, n_trials: int, layers=None, **options) -> np.ndarray:
         """Trial utilities of one TPE search (every evaluation read from the cache)."""
-        search = TPESearchSteer(self.estimator, grace_space(self.n_layers), self.scoring, n_trials=n_trials,
+        search = TPESearchSteer(self.estimator, grace_space(self.n_layers, coefficients=self.coefficients),
+                                self.scoring, n_trials=n_trials,
                                 random_state=seed, layers=layers, cache=self.cache, refit=False, progress=False,
                                 **options)
         search.fit(self.activations, self.questions)
@@ -149,7 +151,7 @@ def replay(grid: ConceptGrid, landscape: pd.DataFrame, unsteered: float, seeds: 
            figure: Path) -> dict:
     """All strategies over ``seeds`` seeds; returns their summaries and draws best-so-far curves."""
     ranking = grid.recommender.report_.top_alignment_layers(grid.n_layers, "pl")
-    middle = float(np.median(GRACE_COEFFICIENTS))
+    middle = float(np.median(GRACE_COEFFICIENTS))  # 2.5, also when lower coefficients are searched
     warm_start = [{"layer": int(layer), "steerer__coefficient": middle} for layer in ranking[:5]]
     strategies = {
         "random (full space)": lambda seed: grid.tpe(seed, n_trials, n_startup_trials=n_trials),
@@ -185,30 +187,33 @@ def main(argv=None) -> int:
     parser.add_argument("--evaluate-only", action="store_true", help="fill the grid caches and stop")
     parser.add_argument("--seeds", type=int, default=20, help="seeds per strategy (the paper: 3)")
     parser.add_argument("--n-trials", type=int, default=50, help="trials per TPE search (the paper: 50)")
+    parser.add_argument("--coefficients", type=float, nargs="+", default=list(GRACE_COEFFICIENTS),
+                        help="searched coefficients (default GRACE's 0.5..4.5)")
+    parser.add_argument("--tag", default="", help="suffix of the figure names, e.g. _low")
     parser.add_argument("--out", default="benchmarks/results/search_efficiency.json")
     args = parser.parse_args(argv)
     lm = load_model()
     results = {}
     for concept in args.concepts:
-        grid = ConceptGrid(Path(args.runs) / concept, lm, args.n_questions)
+        grid = ConceptGrid(Path(args.runs) / concept, lm, args.n_questions, args.coefficients)
         start = time.perf_counter()
-        landscape = grid.evaluate(GRACE_COEFFICIENTS)  # judged once; every objective reads these answers
+        landscape = grid.evaluate()  # judged once; every objective reads these answers
         fresh = landscape[~landscape.cached]
         print(f"{concept}: {len(landscape)} configurations, {len(fresh)} newly judged in "
               f"{time.perf_counter() - start:.0f} s ({fresh.seconds.median() if len(fresh) else float('nan'):.2f} s median)")
-        landscape.to_csv(grid.folder / "grid_landscape.csv", index=False)
+        landscape.to_csv(grid.folder / f"grid_landscape{args.tag}.csv", index=False)
         if args.evaluate_only:
             continue
         figures = Path(args.out).parent
         for objective, make_scoring in OBJECTIVES.items():
             grid.scoring = make_scoring(grid.judge)
             slug = "utility" if objective == "utility" else "min"
-            landscape = grid.evaluate(GRACE_COEFFICIENTS)  # all cached: rescored under this objective
+            landscape = grid.evaluate()  # all cached: rescored under this objective
             plot_search_landscape({"param_layer": landscape.layer, "param_steerer__coefficient": landscape.coefficient,
-                                   "mean_test_score": landscape.utility}, path=figures / f"full_grid_{concept}_{slug}.png")
+                                   "mean_test_score": landscape.utility}, path=figures / f"full_grid{args.tag}_{concept}_{slug}.png")
             unsteered = grid.unsteered()
             strategies = replay(grid, landscape, unsteered, args.seeds, args.n_trials,
-                                figures / f"search_efficiency_{concept}_{slug}.png")
+                                figures / f"search_efficiency{args.tag}_{concept}_{slug}.png")
             results.setdefault(objective, {})[concept] = {
                 "construction": grid.construction, "recommended_layers": grid.recommender.layers_.tolist(),
                 "unsteered": unsteered,
