@@ -98,8 +98,7 @@ class TPESearchSteer(BaseSearchSteer):
     initial_params : optional list of parameter dicts (values from the space, e.g.
         ``[{"layer": 20, "steerer__coefficient": 2.0}]``) evaluated first, before TPE's own
         choices: a warm start from a previous best or from the geometry (the best-aligned
-        layers). Queued only when
-        the study is new, so a resumed study does not repeat them.
+        layers). Queued only when the study is new, so a resumed study does not repeat them.
 
     Attributes
     ----------
