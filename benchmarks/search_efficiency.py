@@ -36,7 +36,7 @@ from steerkit.diagnostics import GraceRecommender, plot_best_so_far, plot_search
 from steerkit.diagnostics.recommender import CONSTRUCTIONS
 from steerkit.metrics import EmbeddingJudge, LikelihoodCoherence
 from steerkit.model_selection import (GRACE_COEFFICIENTS, EvaluationCache, GridSearchSteer, TPESearchSteer,
-                                      grace_grid, grace_space, trials_to_fraction)
+                                      best_so_far, grace_grid, grace_space, trials_to_fraction)
 
 MAX_NEW_TOKENS, BATCH_SIZE = 48, 32  # the settings of `steerkit run`, so its cache keys match
 
@@ -138,7 +138,7 @@ def summarise(histories: list[np.ndarray], landscape: pd.DataFrame, n_trials: in
     target = float(np.quantile(landscape.utility, 0.95))
     t95 = [trials_to_fraction(h, 0.95) for h in histories]
     reached = [np.nanmax(h) >= target for h in histories]
-    top5 = [int(np.argmax(np.fmax.accumulate(h) >= target)) + 1 if ok else n_trials + 1
+    top5 = [int(np.argmax(best_so_far(h) >= target)) + 1 if ok else n_trials + 1
             for h, ok in zip(histories, reached)]
     best = [float(np.nanmax(h)) for h in histories]
     return {"t95_mean": float(np.mean(t95)), "t95_sd": float(np.std(t95)), "t95": t95,
