@@ -17,8 +17,12 @@ import os
 import string
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 from steerkit._io import write_json
+from steerkit._paths import safe_name
+
+MAX_TEXT_LENGTH = 4000  # characters per instruction, question, description or judge rubric
 
 
 class ConceptError(ValueError):
@@ -119,9 +123,17 @@ class Concept:
         """Read a concept JSON file."""
         path = Path(path)
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            raw = path.read_bytes()
         except FileNotFoundError:
             raise ConceptError(f"{path}: file not found") from None
+        except IsADirectoryError:
+            raise ConceptError(f"{path}: is a folder, not a concept file; give the path of a concept .json file") from None
+        except OSError as err:
+            raise ConceptError(f"{path}: cannot read the file ({err.strerror or err})") from None
+        try:
+            data = json.loads(raw.decode("utf-8"))
+        except UnicodeDecodeError as err:
+            raise ConceptError(f"{path}: not UTF-8 text (byte {err.start}); save it as UTF-8") from None
         except json.JSONDecodeError as err:
             raise ConceptError(f"{path}: not valid JSON ({err})") from None
         return cls.from_dict(data, source=str(path), name=path.stem)
@@ -151,7 +163,34 @@ def _question_split(data: dict, source: str) -> tuple[list[str], list[str]]:
     return questions[:half], questions[half:]
 
 
+def _texts(concept: Concept) -> Iterator[tuple[str, str]]:
+    """``(field, text)`` for every free-text field, named as in the steerkit JSON shape."""
+    yield "description", concept.description
+    for i, pair in enumerate(concept.instruction_pairs):
+        yield f"instruction[{i}].pos", pair.pos
+        yield f"instruction[{i}].neg", pair.neg
+    for key in ("extraction_questions", "evaluation_questions"):
+        for i, question in enumerate(getattr(concept, key)):
+            yield f"{key}[{i}]", question
+    yield "eval_prompt", concept.eval_prompt
+
+
 def _validate(concept: Concept) -> None:
+    try:
+        safe_name(concept.name, what="field 'name'")
+    except ValueError as err:
+        raise ConceptError(str(err)) from None
+    for key, text in _texts(concept):
+        if len(text) > MAX_TEXT_LENGTH:
+            raise ConceptError(
+                f"field '{key}' has {len(text)} characters ({text[:40]!r}...); shorten it to at most {MAX_TEXT_LENGTH}"
+            )
+    for i, pair in enumerate(concept.instruction_pairs):
+        if pair.pos.strip() == pair.neg.strip():
+            raise ConceptError(
+                f"field 'instruction[{i}]': 'pos' and 'neg' are the same text, which gives zero difference "
+                "vectors; make 'neg' the opposite of 'pos'"
+            )
     fields = {name for _, name, _, _ in string.Formatter().parse(concept.eval_prompt) if name is not None}
     if fields != {"question", "answer"}:
         raise ConceptError(
@@ -163,5 +202,3 @@ def _validate(concept: Concept) -> None:
         raise ConceptError(
             f"extraction and evaluation questions must not overlap; shared: {sorted(overlap)[:3]}"
         )
-    if not concept.name.strip():
-        raise ConceptError("field 'name' must not be empty")

@@ -4,6 +4,7 @@ import pytest
 
 from steerkit.activations import contrastive_prompts
 from steerkit.concepts import Concept, ConceptError, list_concepts, load_concept
+from steerkit.concepts.concept import MAX_TEXT_LENGTH
 
 VALID = {
     "instruction": [{"pos": "Be a pirate.", "neg": "Be plain."}, {"pos": "Say arr.", "neg": "Say hello."}],
@@ -74,3 +75,65 @@ def test_contrastive_design_covers_every_pair_question_and_sign():
     pos = table[(table.y == 1) & (table.instruction_id == 1)]
     assert set(pos.system) == {"Say arr."} and set(pos.question) == {"q1", "q2"}
     assert len(contrastive_prompts(concept, split="evaluation", n_questions=1)) == 4
+
+
+@pytest.mark.parametrize("name", ["../..", "../escape", "/tmp/abs", ".hidden", "a/b", "x" * 101])
+def test_names_that_are_not_safe_path_components_are_refused(tmp_path, name):
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps({**VALID, "name": name}))
+    with pytest.raises(ConceptError, match=r"bad\.json: field 'name' .* cannot be used as a file or folder name"):
+        load_concept(path)
+    with pytest.raises(ConceptError, match=r"field 'name'"):
+        Concept.from_dict(VALID, name=name)
+
+
+def test_a_file_name_that_is_not_a_safe_name_needs_a_name_field(tmp_path):
+    path = tmp_path / "my concept.json"
+    path.write_text(json.dumps(VALID))
+    with pytest.raises(ConceptError, match=r"my concept\.json: field 'name' 'my concept' cannot be used"):
+        load_concept(path)
+    path.write_text(json.dumps({**VALID, "name": "my_concept"}))
+    assert load_concept(path).name == "my_concept"
+
+
+def test_identical_positive_and_negative_instructions_are_refused(tmp_path):
+    pairs = [{"pos": "Be a pirate.", "neg": "Be plain."}, {"pos": "Say arr.", "neg": " Say arr. "}]
+    path = tmp_path / "same.json"
+    path.write_text(json.dumps({**VALID, "instruction": pairs}))
+    with pytest.raises(ConceptError, match=r"same\.json: field 'instruction\[1\]': 'pos' and 'neg' are the same text"):
+        load_concept(path)
+
+
+@pytest.mark.parametrize("patch, field", [
+    ({"instruction": [{"pos": "p" * (MAX_TEXT_LENGTH + 1), "neg": "n"}]}, r"instruction\[0\]\.pos"),
+    ({"questions": ["q1", "q2", "q3", "q" * (MAX_TEXT_LENGTH + 1)]}, r"evaluation_questions\[1\]"),
+    ({"eval_prompt": "{question} {answer}".ljust(MAX_TEXT_LENGTH + 1)}, "eval_prompt"),
+    ({"description": "d" * (MAX_TEXT_LENGTH + 1)}, "description"),
+])
+def test_overlong_strings_are_refused_naming_the_field(tmp_path, patch, field):
+    path = tmp_path / "long.json"
+    path.write_text(json.dumps({**VALID, **patch}))
+    with pytest.raises(ConceptError, match=rf"long\.json: field '{field}' has {MAX_TEXT_LENGTH + 1}.* at most {MAX_TEXT_LENGTH}"):
+        load_concept(path)
+
+
+def test_unreadable_concept_paths_give_one_line_errors(tmp_path, monkeypatch):
+    folder = tmp_path / "folder.json"
+    folder.mkdir()
+    with pytest.raises(ConceptError, match=r"folder\.json: is a folder, not a concept file"):
+        load_concept(folder)
+    with pytest.raises(ConceptError, match=r"is a folder"):
+        load_concept(tmp_path)
+    latin1 = tmp_path / "latin1.json"
+    latin1.write_bytes(json.dumps({**VALID, "name": "caf\u00e9"}).encode("latin-1").replace(b"\\u00e9", b"\xe9"))
+    with pytest.raises(ConceptError, match=r"latin1\.json: not UTF-8 text .*save it as UTF-8"):
+        load_concept(latin1)
+    locked = tmp_path / "locked.json"
+    locked.write_text(json.dumps(VALID))
+
+    def refuse(self, *args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(type(locked), "read_bytes", refuse)
+    with pytest.raises(ConceptError, match=r"locked\.json: cannot read the file \(Permission denied\)$"):
+        load_concept(locked)
