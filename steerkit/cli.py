@@ -40,12 +40,13 @@ def _load_model(args, name: str | None):
 
 # -- extract ------------------------------------------------------------------------------
 def _cmd_extract(args) -> int:
+    from steerkit._paths import path_under
     from steerkit.activations import build_activation_set
     from steerkit.concepts import load_concept
     from steerkit.workflow import RunSettings, contrastive_answers
 
     concept = load_concept(args.concept)
-    folder = Path(args.out) / concept.name
+    folder = path_under(args.out, concept.name)
     settings = RunSettings(n_questions=args.n_questions, max_new_tokens=args.max_new_tokens,
                            batch_size=args.batch_size, instruction_role=args.instruction_role)
     lm = _load_model(args, args.model)
@@ -221,18 +222,19 @@ def _activation_file(path: str) -> Path:
 
 
 def _cmd_diagnose(args) -> int:
+    from steerkit._paths import path_under, safe_name
     from steerkit.activations import ActivationSet
     from steerkit.diagnostics import GraceRecommender
     from steerkit.report import write_diagnostics
 
     for item in args.activations:
         activations = ActivationSet.load(_activation_file(item))
-        name = activations.concept or Path(item).stem
+        name = safe_name(activations.concept or Path(item).stem, what="field 'concept'", source=item)
         recommender = GraceRecommender(
             top_k=args.top_k, pl_ra_threshold=args.pl_ra_threshold, cluster_share=args.cluster_share,
             magnitude_cv_threshold=args.magnitude_cv_threshold,
         ).fit(activations)
-        folder = Path(args.out) / name
+        folder = path_under(args.out, name)
         write_diagnostics(recommender, folder)
         print(f"\n{name} ({activations.n_contrasts} contrasts, {activations.model_name}): {recommender.recommendation_}")
         print(f"  tables and plots: {folder}")
@@ -276,9 +278,10 @@ def _cmd_concepts(args) -> int:
 
 
 def _cmd_new_concept(args) -> int:
+    from steerkit._paths import safe_name
     from steerkit.concepts import generate_concept, scaffold_concept
 
-    path = Path(args.out or f"{args.name}.json")
+    path = Path(args.out or f"{safe_name(args.name, what='argument NAME')}.json")
     if path.exists() and not args.force:
         raise ValueError(f"{path} exists; pass --force to overwrite it")
     description = args.description or f"{args.name}"

@@ -16,6 +16,7 @@ import pandas as pd
 from sklearn.model_selection import GroupKFold
 
 from steerkit._io import write_json, write_text
+from steerkit._paths import path_under
 from steerkit.activations import ActivationSet, build_activation_set, generate_contrastive
 from steerkit.diagnostics import GraceRecommender
 from steerkit.diagnostics.recommender import CONSTRUCTIONS
@@ -127,7 +128,7 @@ def run_concept(lm, concept, out: Path, settings: RunSettings | None = None, *, 
     from steerkit.report import write_diagnostics, write_report
 
     settings = settings or RunSettings()
-    folder = Path(out) / concept.name
+    folder = path_under(out, concept.name)
     timings: dict[str, float] = {}
     clock = time.perf_counter()
 
