@@ -12,10 +12,11 @@ from sklearn.utils.validation import (
     check_array,
     check_consistent_length,
     check_is_fitted,
-    check_scalar,
     column_or_1d,
     validate_data,
 )
+
+from steerkit._values import check_coefficient, check_finite
 
 from ._pairs import ordered_differences, paired_differences
 
@@ -97,7 +98,9 @@ class BaseSteerer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     Parameters
     ----------
     coefficient : float, default=1.0
-        Steering strength: ``transform`` adds ``coefficient * vector_``.
+        Steering strength: ``transform`` adds ``coefficient * vector_``. Must be finite
+        with ``|coefficient| <= steerkit._values.MAX_ABS_COEFFICIENT`` (1e4); checked by ``fit``,
+        ``set_params`` and ``transform``.
 
     Attributes
     ----------
@@ -153,6 +156,15 @@ class BaseSteerer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
       ``transform`` requires the fitted layout ``(n_layers_, n_features_in_)``.
     * ``get_feature_names_out`` is one-to-one with the ``d`` input features
       (per layer for 3-D inputs).
+    * A NaN, infinite or absurd (``|c| > 1e4``) ``coefficient`` would turn
+      every steered logit into NaN, so it is refused with a ``ValueError``
+      where it enters: ``fit``, ``transform``, and already ``set_params``
+      (also nested, ``steerer__coefficient``), before any parameter changes,
+      so a search fails before generating anything. ``set_params`` only
+      checks real numbers; other values (wrong types) are left to ``fit``, as
+      scikit-learn's ``check_do_not_raise_errors_in_init_or_set_params``
+      requires. A fitted ``vector_`` that overflows to inf is refused by
+      ``fit`` as well.
     """
 
     def __init__(self, coefficient: float = 1.0):
@@ -201,8 +213,24 @@ class BaseSteerer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
             self._fit_on_differences(X, contrast_ids, instruction_ids)
         else:
             self._fit_on_samples(X, y, contrast_ids, instruction_ids)
+        check_finite(
+            self.vector_, f"the fitted {type(self).__name__}.vector_",
+            "the activations are too large for their float type: rescale them or fit in float64",
+        )
         self.direction_ = unit_vectors(self.vector_)
         return self
+
+    def set_params(self, **params):
+        """Set parameters (see the class Notes for the ``coefficient`` check).
+
+        Returns
+        -------
+        self : object
+        """
+        coefficient = params.get("coefficient")
+        if isinstance(coefficient, numbers.Real):
+            check_coefficient(coefficient)
+        return super().set_params(**params)
 
     def transform(self, X):
         """Steer activations: return ``X + coefficient * vector_``.
@@ -219,7 +247,7 @@ class BaseSteerer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
             dtype of ``X`` (float32 kept, other inputs as float64).
         """
         check_is_fitted(self)
-        coefficient = check_scalar(self.coefficient, "coefficient", numbers.Real)
+        coefficient = check_coefficient(self.coefficient)
         X = self._validate_inference_data(X)
         return X + (coefficient * self.vector_).astype(X.dtype, copy=False)
 
@@ -265,7 +293,7 @@ class BaseSteerer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
 
     def _check_hyperparameters(self) -> None:
         """Validate ``__init__`` parameters (extended by subclasses)."""
-        check_scalar(self.coefficient, "coefficient", numbers.Real)
+        check_coefficient(self.coefficient)
 
     def _fit_on_differences(self, differences, contrast_ids, instruction_ids):
         """Fit on rows that already are difference vectors (``y=None``)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numbers
+import warnings
 
 import numpy as np
 from sklearn.utils.validation import check_scalar
@@ -218,7 +219,8 @@ class ClusterSteerer(BaseSteerer):
     otherwise be several times longer than PV.
 
     Without ``instruction_ids`` all differences form one group (labelled
-    ``0``), so the result equals :class:`PVSteerer`'s for the same contrasts.
+    ``0``), so the result equals :class:`PVSteerer`'s for the same contrasts;
+    a ``UserWarning`` says so.
 
     Parameters
     ----------
@@ -276,6 +278,13 @@ class ClusterSteerer(BaseSteerer):
     def _fit_differences(self, differences, groups):
         layered = as_layers(differences)
         if groups is None:
+            warnings.warn(
+                "ClusterSteerer was fitted without instruction_ids: all contrasts form one "
+                "group, so the vector is PVSteerer's. Pass instruction_ids (e.g. from "
+                "ActivationSet.steerer_inputs) to cluster by instruction pair.",
+                UserWarning,
+                stacklevel=4,
+            )
             groups = np.zeros(layered.shape[0], dtype=np.intp)
         self.groups_, group_index = np.unique(groups, return_inverse=True)
         sums, counts = group_statistics(layered, group_index, self.groups_.size)
