@@ -15,7 +15,7 @@ import torch
 from tqdm.auto import tqdm
 
 from steerkit.activations.prefixes import shared_prefix_groups
-from steerkit.lm.generation import length_sorted_batches, right_padded
+from steerkit.lm.generation import check_context, length_sorted_batches, right_padded
 from steerkit.steering.hooks import add_residual_hook
 
 POSITIONS = ("prompt_last", "prompt_avg", "response_avg")
@@ -52,6 +52,9 @@ def _tokenize_pairs(lm, prompts, responses) -> tuple[list[list[int]], list[int]]
             )
         sequences.append(prompt_ids + response_ids)
         prompt_lengths.append(len(prompt_ids))
+    labels = [f"text {i} ({'prompt' if r is None else 'response'} {(p if r is None else r)[:60]!r})"
+              for i, (p, r) in enumerate(zip(prompts, responses))]
+    check_context(lm, [len(s) for s in sequences], labels)
     return sequences, prompt_lengths
 
 

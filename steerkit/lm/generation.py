@@ -3,6 +3,8 @@ left padding."""
 
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 import torch
 from tqdm.auto import tqdm
@@ -27,6 +29,24 @@ def right_padded(sequences: list[list[int]], pad_id: int) -> tuple[torch.Tensor,
     return input_ids, attention
 
 
+def check_context(lm, lengths, labels, *, max_new_tokens: int = 0) -> None:
+    """Raise a ValueError for the first text that does not fit ``lm.context_length``.
+
+    ``lengths`` are the texts' token counts, ``labels`` name them in the message (see
+    :func:`~steerkit.lm.language_model.prompt_label`); generation reserves ``max_new_tokens``
+    more positions for the answer. Nothing is checked when the model sets no limit.
+    """
+    limit = lm.context_length
+    if limit is None:
+        return
+    for length, label in zip(lengths, labels, strict=True):
+        if length + max_new_tokens > limit:
+            answer = f" + max_new_tokens={max_new_tokens}" if max_new_tokens else ""
+            remedy = "shorten it or lower max_new_tokens" if max_new_tokens else "shorten it"
+            raise ValueError(f"{label} is {length} tokens{answer}, more than the model's context of "
+                             f"{limit} tokens: {remedy}")
+
+
 @torch.inference_mode()
 def generate(
     lm,
@@ -36,18 +56,32 @@ def generate(
     batch_size: int = 16,
     progress: bool = False,
     desc: str = "generating",
+    labels: list[str] | None = None,
+    finished: dict[int, str] | None = None,
+    on_batch: Callable[[dict[int, str]], None] | None = None,
 ) -> list[str]:
     """Greedy continuations of already formatted ``prompts`` (see ``LanguageModel.chat_prompt``).
 
     Prompts are sorted by length into batches and left-padded; the attention mask keeps pad
     tokens out, so a prompt's answer does not depend on its batch-mates. Returns the decoded
     new text (special tokens removed, whitespace stripped), in the order of ``prompts``.
+
+    Every prompt is checked against the model's context (prompt tokens + ``max_new_tokens``)
+    before anything is generated; ``labels`` name the prompts in that error (default: their
+    first 60 characters). To resume an interrupted call, pass the answers it had ``finished``
+    (prompt index -> text): batches whose prompts all have one are skipped, and the batches
+    are the same as in the first call. ``on_batch`` is called after every generated batch
+    with all answers so far (prompt index -> text), e.g. to checkpoint them.
     """
     tokenizer = lm.tokenizer
     encoded = [tokenizer(p, add_special_tokens=lm.adds_special_tokens)["input_ids"] for p in prompts]
-    answers: list[str] = [""] * len(prompts)
+    check_context(lm, [len(e) for e in encoded], labels or [f"prompt {p[:60]!r}" for p in prompts],
+                  max_new_tokens=max_new_tokens)
+    done = dict(finished or {})
+    answers: list[str] = [done.get(i, "") for i in range(len(prompts))]
     pad_id = tokenizer.pad_token_id
-    batches = length_sorted_batches([len(e) for e in encoded], batch_size)
+    batches = [batch for batch in length_sorted_batches([len(e) for e in encoded], batch_size)
+               if not all(int(i) in done for i in batch)]
     for batch in tqdm(batches, desc=desc, disable=not progress, unit="batch"):
         width = max(len(encoded[i]) for i in batch)
         input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
@@ -67,5 +101,7 @@ def generate(
             top_k=None,
         )
         for row, i in enumerate(batch):
-            answers[i] = tokenizer.decode(output[row, width:], skip_special_tokens=True).strip()
+            answers[i] = done[int(i)] = tokenizer.decode(output[row, width:], skip_special_tokens=True).strip()
+        if on_batch is not None:
+            on_batch(dict(done))
     return answers

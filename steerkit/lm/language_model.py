@@ -8,6 +8,13 @@ from steerkit.lm.blocks import find_decoder_blocks
 from steerkit.lm.chat import format_chat, uses_chat_template
 
 INSTRUCTION_ROLES = ("system", "user")
+_NO_TOKENIZER_LIMIT = 10**12  # transformers sets model_max_length to ~1e30 when a tokenizer has no limit
+
+
+def prompt_label(question: str, system: str | None = None) -> str:
+    """How error messages name a prompt: its question and instruction, 60 characters each."""
+    label = f"question {question[:60]!r}"
+    return f"{label} with instruction {system[:60]!r}" if system else label
 
 
 class LanguageModel:
@@ -88,6 +95,17 @@ class LanguageModel:
         return int(config.hidden_size)
 
     @property
+    def context_length(self) -> int | None:
+        """Most tokens (prompt + answer) the model reads: ``max_position_embeddings`` of its
+        config, else its tokenizer's ``model_max_length``; None when neither sets a limit."""
+        config = self.model.config
+        config = config.get_text_config() if hasattr(config, "get_text_config") else config
+        limit = getattr(config, "max_position_embeddings", None)
+        if limit is None and self.tokenizer.model_max_length < _NO_TOKENIZER_LIMIT:
+            limit = self.tokenizer.model_max_length
+        return None if limit is None else int(limit)
+
+    @property
     def device(self):
         return next(self.model.parameters()).device
 
@@ -120,4 +138,4 @@ class LanguageModel:
 
         systems = system if isinstance(system, (list, tuple)) else [system] * len(questions)
         prompts = [self.chat_prompt(q, s, role=role) for q, s in zip(questions, systems)]
-        return generate(self, prompts, **kwargs)
+        return generate(self, prompts, labels=[prompt_label(q, s) for q, s in zip(questions, systems)], **kwargs)

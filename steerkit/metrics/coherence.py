@@ -22,6 +22,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.base import BaseEstimator
 
+from steerkit.lm.generation import check_context
 from steerkit.metrics._forward import mean_token_log_likelihood
 
 
@@ -77,6 +78,8 @@ class LikelihoodCoherence(BaseEstimator):
                    for q in questions]
         answers = [tokenizer(r, add_special_tokens=False)["input_ids"] if isinstance(r, str) and r.strip() else []
                    for r in responses]
+        check_context(lm, [len(p) + len(a) for p, a in zip(prompts, answers)],
+                      [f"question {q[:60]!r} with response {str(r)[:60]!r}" for q, r in zip(questions, responses)])
         return prompts, answers
 
     def mean_log_likelihood(self, questions, responses) -> np.ndarray:
