@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import shutil
 import tempfile
 import uuid
 from pathlib import Path
 from typing import Any, Iterator
+
+import numpy as np
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -58,10 +61,34 @@ def atomic_directory(path: str | os.PathLike) -> Iterator[Path]:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+def _standard_json(obj: Any) -> Any:
+    """``obj`` with numpy scalars and arrays as Python values and NaN/inf as ``None``.
+
+    Recurses into dicts (values), lists and tuples; everything else is returned as is.
+    """
+    if isinstance(obj, np.ndarray):
+        obj = obj.tolist()
+    elif isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {key: _standard_json(value) for key, value in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_standard_json(value) for value in obj]
+    return obj
+
+
 def write_json(path: str | os.PathLike, obj: Any) -> None:
-    """Write ``obj`` as indented UTF-8 JSON, atomically."""
+    """Write ``obj`` as indented UTF-8 standard JSON, atomically.
+
+    NaN and infinities (which ``json`` would write as the non-standard ``NaN``/``Infinity``)
+    become ``null`` and numpy values plain numbers (:func:`_standard_json`); anything left that
+    is not standard JSON raises instead of being written.
+    """
+    text = json.dumps(_standard_json(obj), indent=2, ensure_ascii=False, allow_nan=False)
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(obj, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        tmp.write_text(text + "\n", encoding="utf-8")
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:
