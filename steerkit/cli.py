@@ -3,12 +3,46 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import textwrap
 import time
+import warnings
 from pathlib import Path
 
 DEFAULT_LAYER_FRACTION = 0.6  # mid-to-late depth: a rough prior until a search picks the layer
+INTERRUPTED = 130  # exit status after Ctrl-C (128 + SIGINT, as shells report it)
+
+
+# -- option types: argparse names the option and exits with status 2 ---------------------
+def _int_at_least(minimum: int):
+    """An argparse ``type`` accepting integers ``>= minimum``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        return value
+
+    return parse
+
+
+_positive_int = _int_at_least(1)
+_count = _int_at_least(0)
+
+
+def _finite_float(text: str) -> float:
+    """An argparse ``type`` accepting finite numbers (no nan, inf)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
+    return value
 
 
 def _add_model_options(parser: argparse.ArgumentParser, *, default_model: str | None = None) -> None:
@@ -28,9 +62,29 @@ def _add_model_options(parser: argparse.ArgumentParser, *, default_model: str | 
                        help="allow custom model code from the model folder (off by default)")
 
 
+def _check_device(name: str) -> None:
+    """Raise a ValueError naming ``--device`` unless torch can parse ``name`` and the machine has it."""
+    import torch
+
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ValueError(f"--device {name!r} is not a torch device; use cpu, cuda, cuda:N or mps") from None
+    if device.type == "cpu":
+        return
+    accelerator = torch.accelerator.current_accelerator()
+    if accelerator is None or accelerator.type != device.type:
+        present = f"has {accelerator.type}" if accelerator is not None else "has no accelerator"
+        raise ValueError(f"--device {name!r}: this machine {present}; use --device cpu")
+    if device.index is not None and device.index >= torch.accelerator.device_count():
+        raise ValueError(f"--device {name!r}: this machine has {torch.accelerator.device_count()} {device.type} "
+                         f"device(s), numbered from 0; use --device {device.type}:0 or --device cpu")
+
+
 def _load_model(args, name: str | None):
     from steerkit.lm import load_model
 
+    _check_device(args.device)
     start = time.perf_counter()
     lm = load_model(name, dtype=args.dtype, device=args.device, block_path=args.block_path,
                     trust_remote_code=args.trust_remote_code)
@@ -49,6 +103,7 @@ def _cmd_extract(args) -> int:
     folder = path_under(args.out, concept.name)
     settings = RunSettings(n_questions=args.n_questions, max_new_tokens=args.max_new_tokens,
                            batch_size=args.batch_size, instruction_role=args.instruction_role)
+    settings.check_extraction(concept)
     lm = _load_model(args, args.model)
     start = time.perf_counter()
     samples, reused = contrastive_answers(lm, concept, folder, settings, force=args.force)
@@ -250,6 +305,8 @@ def _cmd_run(args) -> int:
     settings = RunSettings(n_questions=args.n_questions, max_new_tokens=args.max_new_tokens, budget=args.budget,
                            seed=args.seed, n_search_questions=args.n_search_questions, n_held_out=args.n_held_out,
                            batch_size=args.batch_size, instruction_role=args.instruction_role)
+    for concept in concepts:
+        settings.check(concept)
     lm = _load_model(args, args.model)
     for concept in concepts:
         start = time.perf_counter()
@@ -259,8 +316,9 @@ def _cmd_run(args) -> int:
         print(f"\n{concept.name}: {summary['recommendation']['construction']} recommended; best "
               f"{best['construction']} at layer {best['layer']} x {best['coefficient']:g} "
               f"({time.perf_counter() - start:.0f} s)")
+        print(f"  utility on {summary['n_held_out']} held-out questions:")
         for name in ("unsteered", "prompting", "steered"):
-            print(f"  held-out utility {name:>9}: {held[name]['utility']:5.1f}  (concept {held[name]['concept']:5.1f}, "
+            print(f"    {name:>9}: {held[name]['utility']:5.1f}  (concept {held[name]['concept']:5.1f}, "
                   f"coherence {held[name]['coherence']:5.1f})")
         print(f"  report: {Path(args.out) / concept.name / 'report.html'}")
     return 0
@@ -317,9 +375,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     extract.add_argument("concept", help="bundled concept name (see steerkit/concepts/data) or path to a concept JSON")
     extract.add_argument("--out", default="steerkit-out", help="output directory")
-    extract.add_argument("--n-questions", type=int, default=12, help="extraction questions to use (0 = all)")
-    extract.add_argument("--max-new-tokens", type=int, default=48, help="length limit of each answer in tokens")
-    extract.add_argument("--batch-size", type=int, default=32, help="sequences per forward pass")
+    extract.add_argument("--n-questions", type=_count, default=12, help="extraction questions to use (0 = all)")
+    extract.add_argument("--max-new-tokens", type=_positive_int, default=48, help="length limit of each answer in tokens")
+    extract.add_argument("--batch-size", type=_positive_int, default=32, help="sequences per forward pass")
     extract.add_argument("--force", action="store_true", help="regenerate answers even if cached")
     extract.add_argument("--instruction-role", choices=["system", "user"], default="system",
                          help="instruction as the system prompt (GRACE) or before the question in the user turn")
@@ -338,9 +396,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="vector constructions to fit")
     fit.add_argument("--position", default="response_avg", choices=["response_avg", "prompt_avg", "prompt_last"],
                      help="which pooled activations to fit on (GRACE: response_avg)")
-    fit.add_argument("--layer", type=int, default=None,
+    fit.add_argument("--layer", type=_count, default=None,
                      help=f"layer recorded as the default for generation (when not given: {DEFAULT_LAYER_FRACTION} x depth)")
-    fit.add_argument("--coefficient", type=float, default=2.5, help="strength recorded as the default for generation")
+    fit.add_argument("--coefficient", type=_finite_float, default=2.5, help="strength recorded as the default for generation")
     fit.add_argument("--out", default=None, help="output directory (when not given: beside the activations, vectors/)")
     fit.set_defaults(func=_cmd_fit)
 
@@ -350,16 +408,16 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     gen.add_argument("vector", help="vector file written by `steerkit fit` (.safetensors, sidecar beside it)")
-    gen.add_argument("--layer", type=int, default=None, help="layer to steer (when not given: the one in the sidecar)")
-    gen.add_argument("--coefficient", type=float, default=None, help="strength (when not given: the one in the sidecar)")
+    gen.add_argument("--layer", type=_count, default=None, help="layer to steer (when not given: the one in the sidecar)")
+    gen.add_argument("--coefficient", type=_finite_float, default=None, help="strength (when not given: the one in the sidecar)")
     gen.add_argument("--positions", default="response", choices=["response", "prompt", "all"],
                      help="which token positions are steered")
     gen.add_argument("-q", "--question", action="append", default=None,
                      help="a question to answer (repeatable; default: the concept's evaluation questions)")
     gen.add_argument("--concept", default=None, help="concept whose evaluation questions to use (when not given: the vector's)")
-    gen.add_argument("--n-questions", type=int, default=4, help="how many evaluation questions")
-    gen.add_argument("--max-new-tokens", type=int, default=48, help="length limit of each answer in tokens")
-    gen.add_argument("--batch-size", type=int, default=16, help="prompts per generation batch")
+    gen.add_argument("--n-questions", type=_positive_int, default=4, help="how many evaluation questions")
+    gen.add_argument("--max-new-tokens", type=_positive_int, default=48, help="length limit of each answer in tokens")
+    gen.add_argument("--batch-size", type=_positive_int, default=16, help="prompts per generation batch")
     gen.add_argument("--compare", action="store_true", help="also print the unsteered answers")
     gen.add_argument("--out", default=None, help="also write the answers to this JSON file")
     _add_model_options(gen, default_model=None)
@@ -383,7 +441,7 @@ def build_parser() -> argparse.ArgumentParser:
     new.add_argument("--generate", action="store_true", help="draft the concept with an OpenAI-compatible model")
     new.add_argument("--generator-model", default="gpt-4o-mini", help="model name for --generate")
     new.add_argument("--base-url", default=None, help="endpoint for --generate (when not given: $OPENAI_BASE_URL)")
-    new.add_argument("--n-questions", type=int, default=24, help="questions per split for --generate")
+    new.add_argument("--n-questions", type=_positive_int, default=24, help="questions per split for --generate")
     new.set_defaults(func=_cmd_new_concept)
 
     run = commands.add_parser(
@@ -397,13 +455,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("concepts", nargs="*", default=["formal"], help="bundled concept names or concept JSON files")
     run.add_argument("--out", default="steerkit-out", help="output directory")
-    run.add_argument("--budget", type=int, default=30, help="TPE trials of the geometry-guided search")
-    run.add_argument("--seed", type=int, default=0, help="search seed")
-    run.add_argument("--n-questions", type=int, default=12, help="extraction questions (x 5 pairs x pos/neg answers)")
-    run.add_argument("--n-search-questions", type=int, default=8, help="evaluation questions judged during the search")
-    run.add_argument("--n-held-out", type=int, default=8, help="other evaluation questions for the final comparison")
-    run.add_argument("--max-new-tokens", type=int, default=48, help="length limit of each answer in tokens")
-    run.add_argument("--batch-size", type=int, default=32, help="sequences per batch")
+    run.add_argument("--budget", type=_positive_int, default=30, help="TPE trials of the geometry-guided search")
+    run.add_argument("--seed", type=_count, default=0, help="search seed")
+    run.add_argument("--n-questions", type=_count, default=12,
+                     help="extraction questions (x 5 pairs x pos/neg answers; 0 = all)")
+    run.add_argument("--n-search-questions", type=_positive_int, default=8, help="evaluation questions judged during the search")
+    run.add_argument("--n-held-out", type=_positive_int, default=8,
+                     help="other evaluation questions for the final comparison (a warning below 8)")
+    run.add_argument("--max-new-tokens", type=_positive_int, default=48, help="length limit of each answer in tokens")
+    run.add_argument("--batch-size", type=_positive_int, default=32, help="sequences per batch")
     run.add_argument("--instruction-role", choices=["user", "system"], default="user",
                      help="where the concept's instructions go: before the question in the user turn (small "
                      "models follow it far better) or as the system prompt (GRACE)")
@@ -419,12 +479,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     diagnose.add_argument("activations", nargs="+", help="activation files (or folders holding activations.safetensors)")
     diagnose.add_argument("--out", default="steerkit-out/diagnostics", help="output directory")
-    diagnose.add_argument("--top-k", type=int, default=15, help="layers kept per alignment profile")
-    diagnose.add_argument("--pl-ra-threshold", type=float, default=0.2,
+    diagnose.add_argument("--top-k", type=_positive_int, default=15, help="layers kept per alignment profile")
+    diagnose.add_argument("--pl-ra-threshold", type=_finite_float, default=0.2,
                           help="below this PL/RA correlation the search space is the PL ∪ RA union")
-    diagnose.add_argument("--cluster-share", type=float, default=0.6,
+    diagnose.add_argument("--cluster-share", type=_finite_float, default=0.6,
                           help="share of layers with instruction-pair blocks that selects the cluster construction")
-    diagnose.add_argument("--magnitude-cv-threshold", type=float, default=None,
+    diagnose.add_argument("--magnitude-cv-threshold", type=_finite_float, default=None,
                           help="magnitude CV above which unit_mean is chosen (off by default; GRACE: 0.45 on Gemma-3-27B)")
     diagnose.set_defaults(func=_cmd_diagnose)
 
@@ -437,22 +497,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     search.add_argument("activations", help="activations.safetensors written by `steerkit extract`")
     search.add_argument("--method", choices=["tpe", "grid"], default="tpe", help="search strategy")
-    search.add_argument("--n-trials", type=int, default=30, help="TPE trials (a resumed study runs only the rest)")
-    search.add_argument("--seed", type=int, default=0, help="TPE sampler seed (same seed, same trials)")
+    search.add_argument("--n-trials", type=_positive_int, default=30, help="TPE trials (a resumed study runs only the rest)")
+    search.add_argument("--seed", type=_count, default=0, help="TPE sampler seed (same seed, same trials)")
     search.add_argument("--construction", choices=CONSTRUCTIONS, default="pv", help="steering-vector construction")
-    search.add_argument("--layers", type=int, nargs="+", default=None, help="restrict the search to these layers")
-    search.add_argument("--coefficients", type=float, nargs="+", default=None,
+    search.add_argument("--layers", type=_count, nargs="+", default=None, help="restrict the search to these layers")
+    search.add_argument("--coefficients", type=_finite_float, nargs="+", default=None,
                         help="coefficient choices (when not given: GRACE's 0.5..4.5 for TPE, 1 2 3 for the grid)")
     search.add_argument("--judge", choices=["embedding", "llm"], default="embedding",
                         help="embedding: offline MiniLM concept classifier + likelihood coherence; llm: the model as judge")
     search.add_argument("--concept", default=None, help="concept (when not given: the one recorded with the activations)")
-    search.add_argument("--n-questions", type=int, default=0, help="evaluation questions used by the search (0 = half)")
-    search.add_argument("--n-held-out", type=int, default=8, help="held-out evaluation questions for the final comparison")
-    search.add_argument("--cv", type=int, default=0, help="question folds inside the search (0 = none)")
+    search.add_argument("--n-questions", type=_count, default=0, help="evaluation questions used by the search (0 = half)")
+    search.add_argument("--n-held-out", type=_positive_int, default=8, help="held-out evaluation questions for the final comparison")
+    search.add_argument("--cv", type=_count, default=0, help="question folds inside the search (0 = none)")
     search.add_argument("--instruction-role", choices=["system", "user"], default="system",
                         help="instruction placement of the prompting baseline (use the extraction's)")
-    search.add_argument("--max-new-tokens", type=int, default=48, help="length limit of each answer in tokens")
-    search.add_argument("--batch-size", type=int, default=16, help="prompts per generation batch")
+    search.add_argument("--max-new-tokens", type=_positive_int, default=48, help="length limit of each answer in tokens")
+    search.add_argument("--batch-size", type=_positive_int, default=16, help="prompts per generation batch")
     search.add_argument("--storage", default=None, help="Optuna storage URL (e.g. sqlite:///study.db) to resume or share")
     search.add_argument("--study-name", default=None, help="Optuna study name (when not given: the concept name)")
     search.add_argument("--out", default="steerkit-out/search", help="output directory")
@@ -461,15 +521,83 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# -- errors -------------------------------------------------------------------------------
+_PATH_ERROR_HINTS = {  # most specific first: each is an OSError carrying the path in .filename
+    FileNotFoundError: "does not exist; check the path",
+    IsADirectoryError: "is a folder, not a file; give the path of a file",
+    NotADirectoryError: "has a file where a folder is expected; choose another path",
+    PermissionError: "is not accessible (permission denied); fix its permissions or choose another path",
+    FileExistsError: "already exists; remove it or choose another path",
+}
+
+
+def _path_error_message(err: OSError) -> str:
+    """``"<path> <what is wrong>; <what to do>"`` for an OSError raised on a path."""
+    for cls, hint in _PATH_ERROR_HINTS.items():
+        if isinstance(err, cls):
+            return f"{err.filename} {hint}"
+    return f"{err.filename}: {err.strerror.lower()}; choose another path"
+
+
+def _key_error_message(err: KeyError) -> str:
+    """A KeyError's own sentence, or one naming the missing key (never the bare repr ``'vector'``)."""
+    key = err.args[0] if err.args else None
+    if isinstance(key, str) and " " in key:
+        return key
+    return (f"missing field {key!r} in an input file or setting; re-create the file with this version "
+            "of steerkit (if it was, report this as a bug)")
+
+
+def _module_error_message(err: ModuleNotFoundError) -> str:
+    """The library's install hint, or one for a bare ``No module named 'x'``."""
+    if str(err) != f"No module named {err.name!r}":
+        return str(err)
+    return f"the Python module {err.name!r} is not installed; install the package that provides it and re-run"
+
+
+def _user_error_message(err: Exception) -> str | None:
+    """The one-line message for an error the user can act on, or None for a bug (a traceback)."""
+    from steerkit.metrics.openai_client import JudgeAuthError
+
+    if isinstance(err, KeyError):
+        text = _key_error_message(err)
+    elif isinstance(err, ModuleNotFoundError):
+        text = _module_error_message(err)
+    elif isinstance(err, OSError) and err.filename is not None and err.strerror:
+        text = _path_error_message(err)
+    elif isinstance(err, (ValueError, OSError, JudgeAuthError)):
+        text = str(err)
+    else:
+        return None
+    return " ".join(text.split())
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Print a warning as one ``warning: ...`` line on stderr (no source location)."""
+    print("warning: " + " ".join(str(message).split()), file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``steerkit`` console script."""
+    """Entry point of the ``steerkit`` console script.
+
+    Exit status: 0 on success, 2 for a mistake the user can fix (one ``error:`` line on stderr),
+    130 after Ctrl-C. Other exceptions are bugs and keep their traceback.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
-    try:
-        return args.func(args)
-    except (ValueError, FileNotFoundError, KeyError, ModuleNotFoundError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    with warnings.catch_warnings():
+        warnings.showwarning = _show_warning
+        try:
+            return args.func(args)
+        except KeyboardInterrupt:
+            print("interrupted; re-run the same command to resume", file=sys.stderr)
+            return INTERRUPTED
+        except Exception as err:
+            message = _user_error_message(err)
+            if message is None:
+                raise
+            print(f"error: {message}", file=sys.stderr)
+            return 2
 
 
 if __name__ == "__main__":

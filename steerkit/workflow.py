@@ -40,6 +40,42 @@ class RunSettings:
     min_coherence: float = 50.0    # extraction answers below this are filtered (PersonaVectors)
     instruction_role: str = "user" # where instructions go; small models ignore system prompts
 
+    # Fewest held-out questions for a comparison worth reading (the default split). A held-out
+    # utility is a mean over questions, so its standard error falls as 1/√n: on 2 questions it
+    # is twice that on 8, and the gaps between steered, unsteered and prompting get lost in it.
+    MIN_HELD_OUT = 8
+
+    def check_extraction(self, concept) -> None:
+        """Raise a ValueError naming ``--n-questions`` when ``concept`` has fewer extraction questions."""
+        available = len(concept.extraction_questions)
+        if self.n_questions > available:
+            raise ValueError(f"--n-questions {self.n_questions} but concept {concept.name!r} has {available} "
+                             f"extraction questions; use at most {available} (0 = all)")
+
+    def check(self, concept) -> None:
+        """Check these settings against ``concept`` before any model is loaded.
+
+        Raises a ValueError naming the command-line option when the concept has too few
+        extraction questions, or too few evaluation questions for ``n_search_questions`` plus
+        ``n_held_out`` (at least one held-out question is needed). Warns when the held-out
+        comparison rests on fewer than ``MIN_HELD_OUT`` questions.
+        """
+        self.check_extraction(concept)
+        available = len(concept.evaluation_questions)
+        counts = (f"--n-search-questions {self.n_search_questions} + --n-held-out {self.n_held_out} "
+                  f"but concept {concept.name!r} has {available} evaluation questions")
+        if self.n_search_questions >= available:
+            raise ValueError(f"{counts}, so none is left for the held-out comparison; lower "
+                             f"--n-search-questions to at most {available - 1}")
+        if self.n_held_out < 1 or self.n_search_questions + self.n_held_out > available:
+            raise ValueError(f"{counts}; set --n-held-out between 1 and {available - self.n_search_questions} "
+                             f"or lower --n-search-questions")
+        if self.n_held_out < self.MIN_HELD_OUT:
+            warnings.warn(f"the held-out comparison rests on {self.n_held_out} held-out questions (fewer than "
+                          f"{self.MIN_HELD_OUT}), so its utilities are noisy; raise --n-held-out if the concept "
+                          f"has questions to spare ({available} evaluation questions, {self.n_search_questions} "
+                          f"used by the search)", stacklevel=2)
+
 
 def _digest(obj) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
