@@ -450,7 +450,8 @@ def build_parser() -> argparse.ArgumentParser:
         "recommendation, geometry-guided TPE search over layer x coefficient x construction, held-out "
         "comparison of steering against the unsteered model and the prompting baseline. Everything is "
         "cached under OUT/<concept>/, so a re-run or an interrupted run resumes. Writes report.html, "
-        "summary.json, trials.csv and the best vector (safetensors + llama.cpp GGUF).",
+        "summary.json, trials.csv and the best vector (safetensors + llama.cpp GGUF, which already includes "
+        "the coefficient: load it with --control-vector-scaled best.gguf:1.0).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     run.add_argument("concepts", nargs="*", default=["formal"], help="bundled concept names or concept JSON files")

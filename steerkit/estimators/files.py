@@ -60,7 +60,8 @@ def save_gguf_control_vector(path: str | os.PathLike, vectors: dict[int, np.ndar
     after its residual add, at every position) and rejects ``direction.0``; so steerkit layer
     ``l`` (output of block ``l``, 1-based) is written as ``direction.(l-1)`` and layers 0 and 1
     cannot be exported. Scale the vectors by the coefficient you want before writing: llama.cpp
-    multiplies them by ``--control-vector-scaled`` strength (1.0 reproduces them).
+    multiplies them by the SCALE of ``--control-vector-scaled FILE:SCALE``, so load the file at
+    scale 1.0 (passing the coefficient again applies it twice).
     ``n_layers`` is the model's block count (``controlvector.layer_count``).
     """
     import gguf
