@@ -557,16 +557,18 @@ def _module_error_message(err: ModuleNotFoundError) -> str:
 
 
 def _user_error_message(err: Exception) -> str | None:
-    """The one-line message for an error the user can act on, or None for a bug (a traceback)."""
-    from steerkit.metrics.openai_client import JudgeAuthError
+    """The one-line message for an error the user can act on, or None for a bug (a traceback).
 
+    User errors are ValueErrors (the library's own classes included: ``ConceptError``,
+    ``BlocksNotFoundError``, the endpoint errors), OSErrors, missing modules and KeyErrors.
+    """
     if isinstance(err, KeyError):
         text = _key_error_message(err)
     elif isinstance(err, ModuleNotFoundError):
         text = _module_error_message(err)
     elif isinstance(err, OSError) and err.filename is not None and err.strerror:
         text = _path_error_message(err)
-    elif isinstance(err, (ValueError, OSError, JudgeAuthError)):
+    elif isinstance(err, (ValueError, OSError)):
         text = str(err)
     else:
         return None
