@@ -1,6 +1,7 @@
 """The remote judge client against a fake chat-completions server on 127.0.0.1 (no internet)."""
 
 import json
+import logging
 import math
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -8,6 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from steerkit.metrics import JudgeAuthError, LLMJudge, OpenAICompatibleClient
+from steerkit.metrics.openai_client import redact
 
 
 def completion(text, top=None):
@@ -19,7 +21,10 @@ def completion(text, top=None):
 
 
 class FakeServer:
-    """Answers POST /v1/chat/completions from a script of (status, body) replies."""
+    """Answers requests from a script of ``(status, body)`` or ``(status, body, headers)`` replies.
+
+    Every request (POST or GET) is recorded with its path, Authorization header and JSON body.
+    """
 
     def __init__(self):
         self.script, self.requests = [], []
@@ -27,15 +32,21 @@ class FakeServer:
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                server.requests.append({"path": self.path, "auth": self.headers["Authorization"], "body": body})
-                status, reply = server.script.pop(0) if len(server.script) > 1 else server.script[0]
-                data = json.dumps(reply).encode()
+                length = int(self.headers.get("Content-Length") or 0)
+                body = json.loads(self.rfile.read(length)) if length else None
+                server.requests.append({"method": self.command, "path": self.path,
+                                        "auth": self.headers["Authorization"], "body": body})
+                status, reply, *headers = server.script.pop(0) if len(server.script) > 1 else server.script[0]
+                data = reply if isinstance(reply, bytes) else json.dumps(reply).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
+                for name, value in (headers[0] if headers else {}).items():
+                    self.send_header(name, value)
                 self.end_headers()
                 self.wfile.write(data)
+
+            do_GET = do_POST
 
             def log_message(self, *args):
                 pass
@@ -131,3 +142,110 @@ def test_remote_judge_uses_logprobs_then_falls_back_to_text(server):
     assert server.requests[0]["body"]["messages"][0]["content"] == "Q: Why? A: Arr! concept?"
     server.script = [(200, completion("REFUSAL", {"RE": 0.0}))]
     assert math.isnan(judge.rate(["anything"])[0])
+
+
+@pytest.fixture
+def other_server(server):
+    with FakeServer() as fake:
+        fake.script = [(200, completion("99"))]
+        yield fake
+
+
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+def test_redirect_to_another_host_is_refused_and_never_gets_the_key(server, other_server, status):
+    server.script = [(status, {}, {"Location": other_server.url + "/chat/completions?api_key=leak"})]
+    with pytest.raises(RuntimeError, match=rf"redirect \(HTTP {status}\) to another address") as info:
+        client_for(server, max_retries=3).complete("x")
+    message = str(info.value)
+    assert other_server.url in message and "leak" not in message and "test-key" not in message
+    assert "OPENAI_BASE_URL" in message and "\n" not in message
+    assert other_server.requests == [] and len(server.requests) == 1  # not followed, not retried
+
+
+def test_redirect_on_the_same_host_is_refused_too(server):
+    server.script = [(307, completion("99"), {"Location": "/v2/chat/completions"})]
+    with pytest.raises(RuntimeError, match=r"redirect \(HTTP 307\) to .*/v2/chat/completions"):
+        client_for(server).complete("x")
+    assert [r["path"] for r in server.requests] == ["/v1/chat/completions"]
+
+
+def test_error_bodies_are_redacted_and_kept_to_one_line(server):
+    body = {"error": {"message": "Incorrect API key provided: test-key.\nSee http://bob:hunter2@example.com/?token=abc123",
+                      "api_key": "sk-abcdefghijklmnop"}}
+    server.script = [(400, body)]
+    with pytest.raises(RuntimeError, match=r"HTTP 400.*Incorrect API key provided") as info:
+        client_for(server).complete("x")
+    message = str(info.value)
+    for secret in ("test-key", "hunter2", "abc123", "sk-abcdefghijklmnop"):
+        assert secret not in message
+    assert "\n" not in message
+
+
+def test_long_error_bodies_are_cut(server):
+    server.script = [(422, {"error": "x" * 5000})]
+    with pytest.raises(RuntimeError, match=r"HTTP 422") as info:
+        client_for(server).complete("x")
+    assert len(str(info.value)) < 400
+
+
+def test_a_body_that_is_not_json_or_not_a_completion_is_a_clear_error(server):
+    server.script = [(200, b"<html>welcome</html>")]
+    with pytest.raises(RuntimeError, match=r"not JSON.*OPENAI_BASE_URL") as info:
+        client_for(server).complete("x")
+    assert "welcome" not in str(info.value)
+    server.script = [(200, {"data": []})]
+    with pytest.raises(RuntimeError, match=r"no 'choices'.*chat-completions"):
+        client_for(server).complete("x")
+
+
+def test_unreachable_server_fails_after_the_retries(monkeypatch):
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    client = OpenAICompatibleClient("m", base_url="http://127.0.0.1:9/v1", api_key="test-key", max_retries=1, backoff=0.0)
+    with pytest.raises(RuntimeError, match=r"POST http://127\.0\.0\.1:9/v1/chat/completions failed after 2 attempts "
+                       r"\(ConnectError.*\); check that the server at OPENAI_BASE_URL"):
+        client.complete("x")
+
+
+def test_a_base_url_without_http_scheme_is_refused_at_once():
+    with pytest.raises(ValueError, match=r"base URL 'localhost:8000/v1' .*http://"):
+        OpenAICompatibleClient("m", base_url="localhost:8000/v1", api_key="k")
+
+
+def test_credentials_in_the_base_url_stay_out_of_repr_errors_and_logs(server, caplog, monkeypatch):
+    caplog.set_level(logging.INFO, logger="httpx")
+    url = server.url.replace("http://", "http://alice:pw-secret@")
+    client = OpenAICompatibleClient("m", base_url=url, api_key="test-key", backoff=0.0, max_retries=0)
+    assert "pw-secret" not in repr(client)
+    server.script = [(200, completion("42"))]
+    assert client.complete("x")[0] == "42"
+    assert server.requests[-1]["auth"] == "Bearer test-key"  # the key, not the URL's user and password
+    assert "127.0.0.1" in caplog.text and "pw-secret" not in caplog.text
+    server.script = [(503, {"error": "down"})]
+    with pytest.raises(RuntimeError) as info:
+        client.complete("x")
+    assert "pw-secret" not in str(info.value)
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    with pytest.raises(JudgeAuthError) as info:
+        OpenAICompatibleClient("m", base_url=url)
+    assert "pw-secret" not in str(info.value)
+
+
+@pytest.mark.parametrize("text, secret", [
+    ("https://user:pass@host/v1", "pass"),
+    ("https://host/v1?key=abc&x=1", "abc"),
+    ("https://host/v1?x=1&api_key=abc", "abc"),
+    ("GET /?access_token=abc HTTP/1.1", "abc"),
+    ('{"token": "abc"}', "abc"),
+    ("Authorization: Bearer abc", "abc"),
+    ("your key sk-proj-abcdef123456 is wrong", "sk-proj-abcdef123456"),
+    ("the key is my-own-key!", "my-own-key"),
+])
+def test_redact_removes_credentials(text, secret):
+    cleaned = redact(text, secrets=["my-own-key"])
+    assert secret not in cleaned and "[redacted]" in cleaned
+
+
+def test_redact_keeps_harmless_text_and_makes_one_line():
+    assert redact("POST http://127.0.0.1:8000/v1/chat/completions?monkey=1&max_tokens=5") == (
+        "POST http://127.0.0.1:8000/v1/chat/completions?monkey=1&max_tokens=5")
+    assert redact("line one\n  line\ttwo\r\n") == "line one line two"
