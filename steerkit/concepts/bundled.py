@@ -23,10 +23,9 @@ def load_concept(name_or_path: str | os.PathLike) -> Concept:
     path = Path(name_or_path)
     if path.suffix == ".json" or path.exists():
         return Concept.load(path)
-    bundled = _data_dir() / f"{name_or_path}.json"
-    if not bundled.is_file():
+    if str(name_or_path) not in list_concepts():
         raise ConceptError(
             f"unknown concept {str(name_or_path)!r}: not a file and not bundled. "
             f"Bundled concepts: {', '.join(list_concepts())}"
         )
-    return Concept.load(bundled)
+    return Concept.load(_data_dir() / f"{name_or_path}.json")

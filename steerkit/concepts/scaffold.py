@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 
+from steerkit._paths import safe_name
 from steerkit.concepts.bundled import load_concept
 from steerkit.concepts.concept import Concept, ConceptError
 
@@ -63,9 +64,11 @@ def _json_object(text: str) -> dict:
 def generate_concept(name: str, description: str, client, *, n_questions: int = 24, attempts: int = 2) -> Concept:
     """Draft a concept with an OpenAI-compatible model (``OpenAICompatibleClient``).
 
+    ``name`` is checked first (it becomes a file name: see :func:`steerkit._paths.safe_name`).
     The answer is validated like a concept file; an invalid draft is asked for again up to
     ``attempts`` times, then the last validation error is raised.
     """
+    safe_name(name, what="concept name")
     prompt = GENERATOR_PROMPT.format(name=name, description=description, n=n_questions)
     error: ConceptError | None = None
     for _ in range(attempts):

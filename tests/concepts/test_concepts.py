@@ -137,3 +137,9 @@ def test_unreadable_concept_paths_give_one_line_errors(tmp_path, monkeypatch):
     monkeypatch.setattr(type(locked), "read_bytes", refuse)
     with pytest.raises(ConceptError, match=r"locked\.json: cannot read the file \(Permission denied\)$"):
         load_concept(locked)
+
+
+def test_bundled_lookup_does_not_walk_out_of_the_data_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConceptError, match=r"unknown concept '\.\./data/pirate'"):
+        load_concept("../data/pirate")

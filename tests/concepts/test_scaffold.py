@@ -52,3 +52,13 @@ def test_cli_lists_and_scaffolds(tmp_path, capsys):
     assert load_concept(out).name == "grumpy"
     assert main(["new-concept", "grumpy", "--out", str(out)]) == 2  # never overwrites silently
     assert "exists" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ["../x", "/abs", ".hidden", "a b"])
+def test_unsafe_names_are_refused_before_the_model_is_asked(name):
+    with pytest.raises(ValueError, match=r"cannot be used as a file or folder name"):
+        scaffold_concept(name, "grumpy")
+    client = FakeClient(GOOD)
+    with pytest.raises(ValueError, match=r"concept name .* cannot be used as a file or folder name"):
+        generate_concept(name, "grumpy", client)
+    assert client.prompts == []
