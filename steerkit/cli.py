@@ -339,7 +339,8 @@ def _cmd_new_concept(args) -> int:
     from steerkit._paths import safe_name
     from steerkit.concepts import generate_concept, scaffold_concept
 
-    path = Path(args.out or f"{safe_name(args.name, what='argument NAME')}.json")
+    name = safe_name(args.name, what="argument NAME")
+    path = Path(args.out or f"{name}.json")
     if path.exists() and not args.force:
         raise ValueError(f"{path} exists; pass --force to overwrite it")
     description = args.description or f"{args.name}"

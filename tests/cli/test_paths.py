@@ -27,8 +27,9 @@ def test_new_concept_refuses_a_name_that_is_not_a_file_name(tmp_path, monkeypatc
     work.mkdir()
     monkeypatch.chdir(work)
     for name in ("../x", "/tmp/x", "a/b", ".."):
-        assert main(["new-concept", name]) == 2
-        assert f"argument NAME {name!r} cannot be used as a file or folder name" in _error_line(capsys)
+        for options in ([], ["--out", "c.json"], ["--generate"]):
+            assert main(["new-concept", name, *options]) == 2
+            assert f"argument NAME {name!r} cannot be used as a file or folder name" in _error_line(capsys)
     assert _files(tmp_path) == [work.relative_to(tmp_path)]
 
 
