@@ -43,13 +43,17 @@ class Concept:
 
     Attributes
     ----------
-    name : short identifier (``"pirate"``).
+    name : short identifier (``"pirate"``); it names the output folder, so it must pass
+        :func:`steerkit._paths.safe_name` (letters, digits, ``_``, ``-``, ``.``).
     description : one sentence on the behaviour the vector should produce.
     instruction_pairs : tuple of :class:`InstructionPair` (GRACE uses 5).
     extraction_questions : questions answered under every pair to build activations.
     evaluation_questions : held-out questions for steering evaluation and search.
     eval_prompt : judge rubric with ``{question}`` and ``{answer}`` placeholders (0–100 scale).
     category : free label (``"style"``, ``"persona"``, ``"topic"``).
+
+    Every text is at most ``MAX_TEXT_LENGTH`` characters, and no pair has the same positive
+    and negative instruction (its difference vectors would be zero).
     """
 
     name: str
