@@ -4,8 +4,6 @@ so a re-run (or a run after a crash or Ctrl-C) resumes instead of recomputing.""
 
 from __future__ import annotations
 
-import hashlib
-import json
 import time
 import warnings
 from dataclasses import asdict, dataclass
@@ -13,15 +11,17 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from safetensors import SafetensorError
 from sklearn.model_selection import GroupKFold
 
+from steerkit._caches import CORRUPT_CACHE_ERRORS, digest as _digest, read_json_cache, warn_corrupt
 from steerkit._io import write_json, write_text
 from steerkit._paths import path_under
 from steerkit.activations import ActivationSet, build_activation_set, generate_contrastive
 from steerkit.diagnostics import GraceRecommender
 from steerkit.diagnostics.recommender import CONSTRUCTIONS
 from steerkit.estimators.files import save_gguf_control_vector, save_vector
-from steerkit.metrics import EmbeddingJudge, LikelihoodCoherence
+from steerkit.metrics import RESPONSE_COLUMNS, EmbeddingJudge, LikelihoodCoherence
 from steerkit.model_selection import GRACE_COEFFICIENTS, TPESearchSteer
 from steerkit.steering import PromptSteerer, SteeredModel
 
@@ -77,8 +77,17 @@ class RunSettings:
                           f"used by the search)", stacklevel=2)
 
 
-def _digest(obj) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+SAMPLE_COLUMNS = ("question_id", "instruction_id", "contrast_id", "y", "system", "question", "prompt", "response")
+JUDGED_COLUMNS = SAMPLE_COLUMNS + ("coherence", "concept", "passed", "kept")
+
+
+def _table(records, columns) -> pd.DataFrame:
+    """A cached table read back from its JSON records; KeyError when one of ``columns`` is missing."""
+    table = pd.DataFrame(records)
+    missing = set(columns) - set(table.columns)
+    if missing:
+        raise KeyError(f"columns {sorted(missing)} missing")
+    return table
 
 
 def contrastive_answers(lm, concept, folder: Path, settings: RunSettings, progress: bool = True,
@@ -86,20 +95,24 @@ def contrastive_answers(lm, concept, folder: Path, settings: RunSettings, progre
     """Answers to the contrastive design, cached in ``folder/generations.json`` by their settings.
 
     Returns ``(samples, reused)``; ``reused`` is True when the cache answered. ``force``
-    regenerates even when the cache matches. ``settings.n_questions == 0`` means all questions.
+    regenerates even when the cache matches; a corrupt cache is regenerated with a warning.
+    Generation checkpoints every batch in ``folder/generations.partial.json``, so an
+    interrupted call continues where it stopped. ``settings.n_questions == 0`` means all questions.
     """
     key = {"model": lm.name, "dtype": str(lm.dtype), "concept": concept.to_dict(),
            "n_questions": settings.n_questions, "max_new_tokens": settings.max_new_tokens,
            "role": settings.instruction_role}
-    cache = folder / "generations.json"
-    if cache.is_file() and not force:
-        cached = json.loads(cache.read_text(encoding="utf-8"))
-        if cached.get("digest") == _digest(key):
-            return pd.DataFrame(cached["samples"]), True
+    cache, partial = folder / "generations.json", folder / "generations.partial.json"
+    if not force:
+        cached = read_json_cache(cache, _digest(key), lambda content: _table(content["samples"], SAMPLE_COLUMNS))
+        if cached is not None:
+            return cached, True
     samples = generate_contrastive(lm, concept, n_questions=settings.n_questions or None,
                                    max_new_tokens=settings.max_new_tokens, batch_size=settings.batch_size,
-                                   role=settings.instruction_role, progress=progress)
+                                   role=settings.instruction_role, progress=progress,
+                                   checkpoint=None if force else partial)
     write_json(cache, {"digest": _digest(key), "settings": key, "samples": samples.to_dict(orient="records")})
+    partial.unlink(missing_ok=True)
     return samples, False
 
 
@@ -127,6 +140,32 @@ def judge_filter(samples: pd.DataFrame, coherence: LikelihoodCoherence, *, min_c
     return samples
 
 
+def _judged_answers(lm, samples: pd.DataFrame, coherence: LikelihoodCoherence, folder: Path,
+                    settings: RunSettings) -> pd.DataFrame:
+    """:func:`judge_filter` of ``samples``, cached in ``folder/judge_filter.json`` by the model,
+    the samples and ``settings.min_coherence``."""
+    key = _digest([lm.name, str(lm.dtype), samples.to_dict(orient="records"), settings.min_coherence])
+    path = folder / "judge_filter.json"
+    cached = read_json_cache(path, key, lambda content: _table(content["samples"], JUDGED_COLUMNS))
+    if cached is not None:
+        return cached
+    judged = judge_filter(samples, coherence, min_coherence=settings.min_coherence)
+    write_json(path, {"digest": key, "samples": judged.to_dict(orient="records")})
+    return judged
+
+
+def _cached_activations(path: Path, key: str) -> ActivationSet | None:
+    """The ActivationSet at ``path`` when its digest is ``key``; None otherwise (warns when corrupt)."""
+    if not path.is_file():
+        return None
+    try:
+        cached = ActivationSet.load(path)
+    except (*CORRUPT_CACHE_ERRORS, SafetensorError) as error:
+        warn_corrupt(path, error)
+        return None
+    return cached if cached.info.get("digest") == key else None
+
+
 def _filtered_activations(lm, samples: pd.DataFrame, concept, folder: Path, settings: RunSettings,
                           progress: bool) -> tuple[ActivationSet, dict]:
     kept = samples[samples["kept"]]
@@ -138,15 +177,26 @@ def _filtered_activations(lm, samples: pd.DataFrame, concept, folder: Path, sett
         kept, note["fallback"] = samples, True
     digest = _digest([lm.name, str(lm.dtype), kept["contrast_id"].tolist(), kept["response"].tolist()])
     path = folder / "activations.safetensors"
-    if path.is_file():
-        cached = ActivationSet.load(path)
-        if cached.info.get("digest") == digest:
-            return cached, note
+    cached = _cached_activations(path, digest)
+    if cached is not None:
+        return cached, note
     activations = build_activation_set(lm, kept.drop(columns=["concept", "coherence", "passed", "kept"]),
                                        concept=concept.name, batch_size=settings.batch_size, progress=progress)
     activations.info["digest"] = digest
     activations.save(path)
     return activations, note
+
+
+def _held_out_tables(judge, contenders: dict, questions: list[str], path: Path, key: str) -> dict[str, pd.DataFrame]:
+    """``judge.evaluate`` of every contender (name -> model) on ``questions``: name -> response
+    table (:data:`~steerkit.metrics.RESPONSE_COLUMNS`), cached at ``path`` under digest ``key``."""
+    cached = read_json_cache(path, key, lambda content: {name: _table(content["tables"][name], RESPONSE_COLUMNS)
+                                                         for name in contenders})
+    if cached is not None:
+        return cached
+    tables = {name: judge.evaluate(model, questions) for name, model in contenders.items()}
+    write_json(path, {"digest": key, "tables": {name: t.to_dict(orient="records") for name, t in tables.items()}})
+    return tables
 
 
 def _search_space(recommender) -> dict:
@@ -177,7 +227,7 @@ def run_concept(lm, concept, out: Path, settings: RunSettings | None = None, *, 
     samples, _ = contrastive_answers(lm, concept, folder, settings, progress)
     lap("generation")
     coherence = LikelihoodCoherence(lm, batch_size=settings.batch_size)
-    samples = judge_filter(samples, coherence, min_coherence=settings.min_coherence)
+    samples = _judged_answers(lm, samples, coherence, folder, settings)
     write_text(folder / "filtered_answers.csv", samples.to_csv(index=False))
     activations, filter_note = _filtered_activations(lm, samples, concept, folder, settings, progress)
     lap("filter_and_extraction")
@@ -203,13 +253,19 @@ def run_concept(lm, concept, out: Path, settings: RunSettings | None = None, *, 
     write_text(folder / "trials.csv", trials.to_csv(index=False))
     lap("search")
 
+    best = search.best_estimator_
     contenders = {
         "unsteered": PromptSteerer(lm, max_new_tokens=settings.max_new_tokens, batch_size=settings.batch_size),
         "prompting": PromptSteerer.from_concept(lm, concept, role=settings.instruction_role,
                                                 max_new_tokens=settings.max_new_tokens, batch_size=settings.batch_size),
-        "steered": search.best_estimator_,
+        "steered": best,
     }
-    tables = {name: judge.evaluate(model, held_out) for name, model in contenders.items()}
+    key = {"model": lm.name, "dtype": str(lm.dtype), "questions": held_out, "concept": concept.to_dict(),
+           "max_new_tokens": settings.max_new_tokens, "role": settings.instruction_role,
+           "judge": activations.info["digest"],  # the judge was trained on the activations' samples
+           "steered": {"layer": int(best.layer), "coefficient": float(best.coefficient_),
+                       "positions": best.positions, "vector": best.vector_.tolist()}}
+    tables = _held_out_tables(judge, contenders, held_out, folder / "held_out.json", _digest(key))
     comparison = pd.DataFrame({name: {"utility": judge.aggregate(t), "concept": float(np.nanmean(t["concept"])),
                                       "coherence": float(np.nanmean(t["coherence"]))}
                                for name, t in tables.items()}).T
@@ -217,7 +273,6 @@ def run_concept(lm, concept, out: Path, settings: RunSettings | None = None, *, 
     write_text(folder / "held_out_answers.csv", answers.to_csv(index=False))
     lap("held_out_evaluation")
 
-    best = search.best_estimator_
     layer, coefficient = int(best.layer), float(best.coefficient_)
     construction = construction_name(best.steerer_)
     vectors = folder / "vectors"

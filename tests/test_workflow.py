@@ -1,12 +1,15 @@
 """The main job end to end on a tiny random model: files, report, resume."""
 
 import json
+import shutil
+import warnings
 
 import numpy as np
 import pytest
 
 from steerkit.concepts import load_concept
 from steerkit.estimators.files import load_gguf_control_vector, load_vector
+from steerkit.metrics import SteerScorer
 from steerkit.workflow import RunSettings, run_concept
 
 TINY = RunSettings(n_questions=3, max_new_tokens=6, budget=3, n_search_questions=2, n_held_out=2, batch_size=8)
@@ -56,6 +59,8 @@ def test_rerun_resumes_from_the_cache(tiny_run, tiny_llama, monkeypatch):
 
     monkeypatch.setattr(workflow, "generate_contrastive", boom)
     monkeypatch.setattr(workflow, "build_activation_set", boom)
+    monkeypatch.setattr(workflow, "judge_filter", boom)
+    monkeypatch.setattr(SteerScorer, "evaluate", boom)  # neither the search nor the held-out comparison judges
     with pytest.warns(UserWarning):
         again = run_concept(tiny_llama, load_concept("pirate"), folder.parent, TINY, progress=False)
     assert again["best"] == summary["best"]
@@ -63,3 +68,20 @@ def test_rerun_resumes_from_the_cache(tiny_run, tiny_llama, monkeypatch):
 
     study = optuna.load_study(study_name="pirate-0", storage=f"sqlite:///{folder / 'study.db'}")
     assert len(study.trials) == TINY.budget  # the finished study was reused, not extended
+
+
+def test_rerun_with_corrupt_caches_warns_and_recomputes_them(tiny_run, tiny_llama, tmp_path):
+    folder, summary = tiny_run
+    copy = shutil.copytree(folder, tmp_path / "pirate")
+    damaged = {"generations.json": "{truncated", "judge_filter.json": "[1, 2]",
+               "activations.safetensors": "not safetensors", "held_out.json": '{"digest": 1'}
+    for name, text in damaged.items():
+        (copy / name).write_text(text)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        again = run_concept(tiny_llama, load_concept("pirate"), tmp_path, TINY, progress=False)
+    messages = [str(w.message) for w in caught]
+    for name in damaged:
+        assert any(f"{copy / name} is corrupt" in m and "recomputed" in m for m in messages), name
+    assert again["best"] == summary["best"] and again["held_out"] == summary["held_out"]
+    assert json.loads((copy / "generations.json").read_text())["samples"]  # repaired

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import warnings
 
 import pandas as pd
 
+from steerkit._caches import digest, read_json_cache
+from steerkit._io import write_json
 from steerkit.activations.activation_set import ActivationSet
 from steerkit.activations.extraction import extract_activations
 from steerkit.lm.generation import generate
+from steerkit.lm.language_model import prompt_label
 
 
 def contrastive_prompts(concept, *, split: str = "extraction", n_questions: int | None = None) -> pd.DataFrame:
@@ -41,21 +45,42 @@ def generate_contrastive(
     batch_size: int = 16,
     role: str = "system",
     progress: bool = True,
+    checkpoint: str | os.PathLike | None = None,
 ) -> pd.DataFrame:
     """Greedy answers for the contrastive design of ``concept``'s extraction questions.
 
     ``role`` places each instruction as the system prompt (``"system"``, GRACE) or before
     the question in the user turn (``"user"``, followed far better by small models).
+    Every prompt is checked against the model's context before anything is generated.
+    ``checkpoint`` is a JSON file that keeps the answers of every finished batch: a call
+    interrupted (Ctrl-C, a crash) and repeated with the same arguments generates only the
+    batches still missing. It stays on disk; delete it once the result is saved.
     Returns :func:`contrastive_prompts`'s table plus ``prompt`` (the formatted prompt) and
     ``response`` (the answer text).
     """
     samples = contrastive_prompts(concept, n_questions=n_questions)
     samples["prompt"] = [lm.chat_prompt(q, s, role=role) for q, s in zip(samples["question"], samples["system"])]
+    key = digest([lm.name, str(lm.dtype), list(samples["prompt"]), max_new_tokens])
+
+    def save(answers: dict[int, str]) -> None:
+        write_json(checkpoint, {"digest": key, "answers": answers})
+
     samples["response"] = generate(
         lm, list(samples["prompt"]), max_new_tokens=max_new_tokens, batch_size=batch_size,
         progress=progress, desc=f"generating {concept.name}",
+        labels=[prompt_label(q, s) for q, s in zip(samples["question"], samples["system"])],
+        finished=None if checkpoint is None else read_json_cache(checkpoint, key, _checkpointed_answers),
+        on_batch=None if checkpoint is None else save,
     )
     return samples
+
+
+def _checkpointed_answers(content: dict) -> dict[int, str]:
+    """Prompt index -> answer of a generation checkpoint (TypeError when one is not text)."""
+    answers = {int(index): answer for index, answer in content["answers"].items()}
+    if not all(isinstance(answer, str) for answer in answers.values()):
+        raise TypeError("answers must be strings")
+    return answers
 
 
 def complete_contrasts(samples: pd.DataFrame) -> pd.DataFrame:
