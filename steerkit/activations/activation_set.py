@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -135,6 +136,20 @@ class ActivationSet:
             self.y[mask], self.question_ids[mask], self.instruction_ids[mask], self.contrast_ids[mask],
             model_name=self.model_name, concept=self.concept, samples=samples, info=dict(self.info),
         )
+
+    def fingerprint(self) -> str:
+        """sha256 (hex) of the content a steerer is fitted on: the arrays (with their positions
+        and shapes), the label and id arrays and the model name. Equal for equal content,
+        whatever the object or file; searches key their caches and studies by it."""
+        digest = hashlib.sha256(self.model_name.encode())
+        for position in sorted(self.activations):
+            array = np.ascontiguousarray(self.activations[position])
+            digest.update(f"{position}{array.shape}".encode())
+            digest.update(array.data)
+        for name in _ID_FIELDS:
+            digest.update(name.encode())
+            digest.update(np.ascontiguousarray(getattr(self, name)).data)
+        return digest.hexdigest()
 
     # -- files ----------------------------------------------------------------------------
     def save(self, path: str | os.PathLike) -> Path:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import time
+import warnings
 
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, clone
 
-from steerkit.model_selection._cache import EvaluationCache, config_key, param_label
+from steerkit.model_selection._cache import EvaluationCache, config_key, data_fingerprint, judge_fingerprint, param_label
 from steerkit.model_selection._efficiency import best_so_far, trials_to_fraction
 from steerkit.model_selection._split import check_question_cv
 
@@ -50,7 +51,7 @@ class BaseSearchSteer(BaseEstimator):
     answered, possibly fewer when pruned), ``seconds``, ``cached``, ``state``.
     """
 
-    def _prepare(self, questions):
+    def _prepare(self, activations, questions):
         questions = list(questions)
         if not questions:
             raise ValueError("fit needs at least one evaluation question")
@@ -58,6 +59,7 @@ class BaseSearchSteer(BaseEstimator):
         if self.estimator is None:
             raise ValueError("a search needs an estimator, e.g. SteeredModel(model, PVSteerer())")
         self._cache_ = self.cache if self.cache is not None else EvaluationCache()
+        self._context_ = {"activations": data_fingerprint(activations), "judge": judge_fingerprint(self.scoring)}
         cv = check_question_cv(self.cv)
         return questions, (list(cv.split(questions)) if cv is not None else None)
 
@@ -71,9 +73,11 @@ class BaseSearchSteer(BaseEstimator):
 
     def _key(self, params: dict) -> str:
         """Cache key of a configuration: every parameter of the configured estimator (model
-        name, construction, generation length, ...), not only the searched ones, so a shared
-        cache or study never hands one configuration's answers to another."""
-        return config_key(configured(self.estimator, params).get_params(deep=True))
+        name, construction, generation length, ...), not only the searched ones, and the
+        fingerprints of the activations it is fitted on and of the judge, so a shared cache or
+        study never hands one configuration's answers to another, nor answers fitted on other
+        data or judged by another judge."""
+        return config_key(configured(self.estimator, params).get_params(deep=True), self._context_)
 
     def fit(self, activations, questions):
         """Search configurations: fit each on ``activations``, judge answers to ``questions``.
@@ -84,7 +88,7 @@ class BaseSearchSteer(BaseEstimator):
         questions : list of evaluation questions (str); with ``cv`` they are split into folds
             and each configuration gets one score per held-out fold.
         """
-        questions, splits = self._prepare(questions)
+        questions, splits = self._prepare(activations, questions)
         records = self._run(activations, questions)
         self.cv_results_ = self._results(records, questions, splits)
         self.history_ = self._history(records)
@@ -126,7 +130,8 @@ class BaseSearchSteer(BaseEstimator):
         if splits:
             for k in range(len(splits)):
                 results[f"split{k}_test_score"] = fold_scores[:, k].tolist()
-        with np.errstate(all="ignore"):
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # failed and pruned trials: all-NaN rows
             results["mean_test_score"] = np.nanmean(fold_scores, axis=1) if fold_scores.size else []
             results["std_test_score"] = np.nanstd(fold_scores, axis=1) if fold_scores.size else []
         mean = np.asarray(results["mean_test_score"], dtype=float)

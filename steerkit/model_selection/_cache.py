@@ -7,13 +7,18 @@ search and several searches over the same grid all reuse it.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import math
 import os
 from pathlib import Path
 
+import joblib
 import pandas as pd
 
 from steerkit._io import write_json
+
+_SCORES = ("concept", "coherence", "utility")
 
 
 def param_label(value) -> object:
@@ -25,9 +30,33 @@ def param_label(value) -> object:
     return repr(value)
 
 
-def config_key(params: dict) -> str:
-    """Stable text key of a parameter dict, independent of key order."""
-    return json.dumps({k: param_label(v) for k, v in sorted(params.items())}, sort_keys=True)
+def config_key(params: dict, context: dict | None = None) -> str:
+    """Stable text key of a parameter dict, independent of key order; ``context`` (e.g. the
+    :func:`data_fingerprint` and :func:`judge_fingerprint` it was fitted and judged with)
+    becomes part of the key."""
+    labels = {k: param_label(v) for k, v in sorted(params.items())}
+    return json.dumps(labels if context is None else {"params": labels, "context": context}, sort_keys=True)
+
+
+def digest(obj) -> str:
+    """Short sha256 (16 hex digits) of a JSON-able object, independent of dict key order."""
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=param_label).encode()).hexdigest()[:16]
+
+
+def data_fingerprint(activations) -> str:
+    """Content hash of what a configuration is fitted on: ``ActivationSet.fingerprint()``, or
+    joblib's content hash for any other object (``None`` included)."""
+    if hasattr(activations, "fingerprint"):
+        return activations.fingerprint()
+    return joblib.hash(activations)
+
+
+def judge_fingerprint(scoring) -> str:
+    """:func:`digest` of the judge's configuration: its class and every parameter of a
+    scikit-learn-style judge, else its repr."""
+    if hasattr(scoring, "get_params"):
+        return digest([type(scoring).__qualname__, scoring.get_params(deep=True)])
+    return digest(repr(scoring))
 
 
 class EvaluationCache:
@@ -71,8 +100,13 @@ class EvaluationCache:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "EvaluationCache":
-        """Read a cache written by :meth:`save` (an absent file gives an empty cache)."""
+        """Read a cache written by :meth:`save` (an absent file gives an empty cache); missing
+        scores, written as ``null``, come back as NaN."""
         path = Path(path)
         if not path.is_file():
             return cls()
-        return cls(json.loads(path.read_text(encoding="utf-8")))
+        entries = json.loads(path.read_text(encoding="utf-8"))
+        for rows in entries.values():
+            for row in rows.values():
+                row.update({column: math.nan for column in _SCORES if column in row and row[column] is None})
+        return cls(entries)

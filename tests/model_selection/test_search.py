@@ -19,6 +19,11 @@ from tests.model_selection.fakes import CALLS, QUESTIONS, FakeSteered, fake_judg
 GRID = {"layer": [3, 5, 7, 9], "coefficient": [1.0, 2.0, 3.0]}
 
 
+def n_judged(history: pd.DataFrame) -> int:
+    """Distinct configurations with a complete trial (the TPE budget)."""
+    return len(history.loc[history["state"] == "complete", ["layer", "coefficient"]].drop_duplicates())
+
+
 def test_grid_scores_every_config_like_an_independent_loop():
     search = GridSearchSteer(FakeSteered(), GRID, fake_judge, progress=False).fit(None, QUESTIONS)
     results = pd.DataFrame(search.cv_results_)
@@ -75,15 +80,16 @@ def test_tpe_finds_the_peak_and_is_reproducible():
     assert runs[0].history_["score"].tolist() == runs[1].history_["score"].tolist()
     assert runs[0].best_params_ == runs[1].best_params_
     assert runs[0].best_score_ >= 0.95 * mean_utility(7, 2.0)
-    assert len(runs[0].history_) == 40
+    assert n_judged(runs[0].history_) == 40  # the budget counts distinct configurations
 
 
 def test_tpe_repeated_configs_are_cached_not_regenerated():
     CALLS.clear()
-    search = TPESearchSteer(FakeSteered(), {"layer": [6, 7], "coefficient": [2.0]}, fake_judge,
-                            n_trials=6, random_state=0, progress=False).fit(None, QUESTIONS)
-    assert len(CALLS) == 2  # two distinct configurations
-    assert sum(search.cv_results_["cached"]) == 4
+    search = TPESearchSteer(FakeSteered(), {"layer": list(range(5, 10)), "coefficient": [2.0]}, fake_judge,
+                            n_trials=4, random_state=0, n_startup_trials=1, progress=False).fit(None, QUESTIONS)
+    assert len(CALLS) == 4  # four distinct configurations
+    repeats = len(search.history_) - 4
+    assert repeats > 0 and sum(search.cv_results_["cached"]) == repeats
 
 
 def test_tpe_resumes_a_crashed_study_from_storage(tmp_path):
@@ -93,17 +99,18 @@ def test_tpe_resumes_a_crashed_study_from_storage(tmp_path):
     class Crash(Exception):
         pass
 
-    crashing = make_crashing_judge(after=5, error=Crash)
+    crashing = make_crashing_judge(after=5, error=Crash)  # the same judge (name "fake"), crashing
     with pytest.raises(Crash):
         TPESearchSteer(FakeSteered(), space, crashing, n_trials=12, random_state=0, storage=storage,
                        study_name="s", progress=False).fit(None, QUESTIONS)
-    done_before = len(optuna.load_study(study_name="s", storage=storage).get_trials(states=(optuna.trial.TrialState.COMPLETE,)))
-    assert done_before >= 5  # 5 distinct configurations, plus any repeats served from the study
+    done = optuna.load_study(study_name="s", storage=storage).get_trials(states=(optuna.trial.TrialState.COMPLETE,))
+    done_before = len({(t.params["layer"], t.params["coefficient"]) for t in done})
+    assert done_before == 5
     CALLS.clear()
     search = TPESearchSteer(FakeSteered(), space, fake_judge, n_trials=12, random_state=0, storage=storage,
                             study_name="s", progress=False).fit(None, QUESTIONS)
-    assert len(search.history_) == 12  # the finished trials are kept, only the rest run
-    assert len(CALLS) <= 12 - done_before
+    assert n_judged(search.history_) == 12  # the finished trials are kept, only the rest run
+    assert len(CALLS) == 12 - done_before
 
 
 def make_crashing_judge(after, error):
@@ -118,7 +125,7 @@ def make_crashing_judge(after, error):
         layer, coefficient, _ = response.split("|", 2)
         return true_utility(int(layer), float(coefficient), question)
 
-    return make_steer_scorer(score)
+    return make_steer_scorer(score, name="fake")
 
 
 def test_pruner_stops_bad_trials_early():
@@ -138,7 +145,7 @@ def test_tpe_parallel_workers_share_one_study():
     space = {"layer": list(range(1, 10)), "coefficient": [1.0, 2.0]}
     search = TPESearchSteer(FakeSteered(), space, fake_judge, n_trials=8, random_state=0, n_jobs=2,
                             progress=False).fit(None, QUESTIONS)
-    assert len(search.history_) == 8
+    assert n_judged(search.history_) == 8
     assert search.best_score_ == pytest.approx(max(mean_utility(p["layer"], p["coefficient"]) for p in search.cv_results_["params"]))
 
 
@@ -192,7 +199,7 @@ def test_tpe_evaluates_initial_params_first_and_only_in_a_new_study(tmp_path):
     assert search.history_["score"].iloc[0] == pytest.approx(mean_utility(7, 2.0))
     resumed = TPESearchSteer(FakeSteered(), space, fake_judge, n_trials=8, random_state=0, initial_params=start,
                              storage=storage, study_name="s", progress=False).fit(None, QUESTIONS)
-    assert len(resumed.history_) == 8
+    assert n_judged(resumed.history_) == 8
     assert resumed.history_[["layer", "coefficient"]].iloc[4:].to_dict("records") != start  # not queued again
 
 
