@@ -207,8 +207,9 @@ class OpenAICompatibleClient:
         if response.is_redirect or 300 <= code < 400:
             target = response.url.join(response.headers.get("Location", ""))
             where = "another address, " if _origin(target) != _origin(response.url) else ""
+            shown_target = redact(str(target), [self._api_key])
             raise EndpointError(
-                f"POST {shown} answered with a redirect (HTTP {code}) to {where}{redact(str(target), [self._api_key])}; "
+                f"POST {shown} answered with a redirect (HTTP {code}) to {where}{shown_target}; "
                 "steerkit does not follow redirects, so the API key is only sent to the configured address: "
                 "set OPENAI_BASE_URL (or base_url=...) to the address that should answer"
             )

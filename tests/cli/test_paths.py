@@ -1,5 +1,6 @@
 """Commands never write outside their output folder, and credential problems are one `error:` line."""
 
+import json
 import os
 
 import numpy as np
@@ -36,7 +37,7 @@ def test_new_concept_refuses_a_name_that_is_not_a_file_name(tmp_path, monkeypatc
 def test_extract_refuses_a_concept_file_whose_name_escapes_out(tmp_path, capsys):
     concept = load_concept("pirate").to_dict() | {"name": "../../escape"}
     path = tmp_path / "sneaky.json"
-    path.write_text(__import__("json").dumps(concept))
+    path.write_text(json.dumps(concept))
     assert main(["extract", str(path), "--out", str(tmp_path / "a" / "out")]) == 2
     assert "sneaky.json: field 'name' '../../escape' cannot be used" in _error_line(capsys)
     assert _files(tmp_path) == [path.relative_to(tmp_path)]
