@@ -199,6 +199,16 @@ def _held_out_tables(judge, contenders: dict, questions: list[str], path: Path, 
     return tables
 
 
+def _check_evaluation_prompts(lm, concept, settings: RunSettings) -> None:
+    """Raise before any generation when an evaluation question used by the search or the
+    held-out comparison, plain or under the prompting baseline's instruction, leaves no room
+    for ``settings.max_new_tokens`` in the model's context."""
+    questions = list(concept.evaluation_questions[: settings.n_search_questions + settings.n_held_out])
+    lm.check_prompts(questions, max_new_tokens=settings.max_new_tokens)
+    lm.check_prompts(questions, PromptSteerer.from_concept(lm, concept).system_prompt, role=settings.instruction_role,
+                     max_new_tokens=settings.max_new_tokens)
+
+
 def _search_space(recommender) -> dict:
     chosen = recommender.recommendation_.construction
     order = [chosen] + [name for name in CONSTRUCTIONS if name != chosen]
@@ -224,6 +234,7 @@ def run_concept(lm, concept, out: Path, settings: RunSettings | None = None, *, 
         timings[name] = round(now - clock, 1)
         clock = now
 
+    _check_evaluation_prompts(lm, concept, settings)
     samples, _ = contrastive_answers(lm, concept, folder, settings, progress)
     lap("generation")
     coherence = LikelihoodCoherence(lm, batch_size=settings.batch_size)
@@ -246,7 +257,7 @@ def run_concept(lm, concept, out: Path, settings: RunSettings | None = None, *, 
                              batch_size=settings.batch_size)
     search = TPESearchSteer(
         estimator, _search_space(recommender), judge, n_trials=settings.budget,
-        random_state=settings.seed, storage=f"sqlite:///{folder / 'study.db'}", study_name=f"{concept.name}-{settings.seed}",
+        random_state=settings.seed, storage=f"sqlite:///{folder / 'study.db'}",  # study named by its fingerprint
         progress=progress,
     ).fit(activations, search_questions)
     trials = search.history_

@@ -94,3 +94,18 @@ def test_extract_command_survives_a_corrupt_generations_cache(tmp_path, capsys):
     assert main(command) == 0
     err = capsys.readouterr().err
     assert f"warning: cache {cache} is corrupt" in err and "generated 10 answers" in err
+
+
+def test_contrastive_answers_continue_an_interrupted_generation_and_drop_the_checkpoint(tiny_llama, counted_generate,
+                                                                                        tmp_path):
+    pirate = load_concept("pirate")
+    settings = RunSettings(n_questions=2, max_new_tokens=3, batch_size=8)
+    counted_generate.update(interrupt_at=3)
+    with pytest.raises(KeyboardInterrupt):
+        contrastive_answers(tiny_llama, pirate, tmp_path, settings, progress=False)
+    assert not (tmp_path / "generations.json").exists()
+    counted_generate.update(n=0, interrupt_at=None)
+    samples, reused = contrastive_answers(tiny_llama, pirate, tmp_path, settings, progress=False)
+    assert counted_generate["n"] == 1 and not reused
+    assert not (tmp_path / "generations.partial.json").exists()
+    pd.testing.assert_frame_equal(samples, generate_contrastive(tiny_llama, pirate, role="user", **SMALL))

@@ -7,7 +7,7 @@ import warnings
 import numpy as np
 import pytest
 
-from steerkit.concepts import load_concept
+from steerkit.concepts import Concept, load_concept
 from steerkit.estimators.files import load_gguf_control_vector, load_vector
 from steerkit.metrics import SteerScorer
 from steerkit.workflow import RunSettings, run_concept
@@ -66,7 +66,7 @@ def test_rerun_resumes_from_the_cache(tiny_run, tiny_llama, monkeypatch):
     assert again["best"] == summary["best"]
     import optuna
 
-    study = optuna.load_study(study_name="pirate-0", storage=f"sqlite:///{folder / 'study.db'}")
+    study = optuna.load_study(study_name=None, storage=f"sqlite:///{folder / 'study.db'}")  # its only study
     assert len(study.trials) == TINY.budget  # the finished study was reused, not extended
 
 
@@ -85,3 +85,16 @@ def test_rerun_with_corrupt_caches_warns_and_recomputes_them(tiny_run, tiny_llam
         assert any(f"{copy / name} is corrupt" in m and "recomputed" in m for m in messages), name
     assert again["best"] == summary["best"] and again["held_out"] == summary["held_out"]
     assert json.loads((copy / "generations.json").read_text())["samples"]  # repaired
+
+
+def test_an_evaluation_question_too_long_for_the_context_stops_the_run_before_any_generation(tiny_llama, tmp_path,
+                                                                                             monkeypatch):
+    def never(*args, **kwargs):
+        raise AssertionError("generated although an evaluation prompt does not fit")
+
+    data = load_concept("pirate").to_dict()
+    data["evaluation_questions"][TINY.n_search_questions] = "Tell me about the wide blue sea. " * 20  # a held-out one
+    monkeypatch.setattr(tiny_llama.model.config, "max_position_embeddings", 100)  # extraction prompts fit
+    monkeypatch.setattr(tiny_llama.model, "generate", never)
+    with pytest.raises(ValueError, match=r"question 'Tell me about the wide blue sea.*' is \d+ tokens \+ max_new_tokens=6"):
+        run_concept(tiny_llama, Concept.from_dict(data), tmp_path, TINY, progress=False)

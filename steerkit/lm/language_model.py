@@ -131,6 +131,18 @@ class LanguageModel:
             return format_chat(self.tokenizer, f"{system}\n\n{question}")
         return format_chat(self.tokenizer, question, system)
 
+    def check_prompts(self, questions, system=None, *, role: str = "system", max_new_tokens: int = 0) -> None:
+        """Raise a ValueError naming the first question (and instruction) whose prompt plus
+        ``max_new_tokens`` does not fit :attr:`context_length`; arguments as in :meth:`generate`,
+        which makes the same check. Use it to refuse a job before any generation starts."""
+        from steerkit.lm.generation import check_context
+
+        systems = system if isinstance(system, (list, tuple)) else [system] * len(questions)
+        lengths = [len(self.tokenizer(self.chat_prompt(q, s, role=role), add_special_tokens=self.adds_special_tokens)
+                       ["input_ids"]) for q, s in zip(questions, systems)]
+        check_context(self, lengths, [prompt_label(q, s) for q, s in zip(questions, systems)],
+                      max_new_tokens=max_new_tokens)
+
     def generate(self, questions, system=None, *, role: str = "system", **kwargs) -> list[str]:
         """Greedy answers to ``questions`` under instruction(s) ``system`` placed by ``role``
         (see :meth:`chat_prompt` and :func:`steerkit.lm.generation.generate`)."""
