@@ -240,7 +240,7 @@ def _cmd_search(args) -> int:
         space = grace_space(lm.n_layers, coefficients=coefficients) if coefficients else grace_space(lm.n_layers)
         search = TPESearchSteer(estimator, space, judge, n_trials=args.n_trials, random_state=args.seed,
                                 layers=args.layers, cv=args.cv or None, storage=args.storage,
-                                study_name=args.study_name or (concept.name if args.storage else None))
+                                study_name=args.study_name)
     start = time.perf_counter()
     search.fit(activations, search_questions)
     elapsed = time.perf_counter() - start
@@ -516,7 +516,8 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--max-new-tokens", type=_positive_int, default=48, help="length limit of each answer in tokens")
     search.add_argument("--batch-size", type=_positive_int, default=16, help="prompts per generation batch")
     search.add_argument("--storage", default=None, help="Optuna storage URL (e.g. sqlite:///study.db) to resume or share")
-    search.add_argument("--study-name", default=None, help="Optuna study name (when not given: the concept name)")
+    search.add_argument("--study-name", default=None, help="Optuna study name (when not given: named after the activations, questions, judge and settings, "
+                        "so a changed setting starts a new study)")
     search.add_argument("--out", default="steerkit-out/search", help="output directory")
     _add_model_options(search, default_model=None)
     search.set_defaults(func=_cmd_search)

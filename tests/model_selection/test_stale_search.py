@@ -1,5 +1,7 @@
 """A search never hands out answers or trials fitted on other data, questions, judges or settings."""
 
+from dataclasses import replace
+
 import numpy as np
 import optuna
 import pytest
@@ -78,3 +80,18 @@ def test_an_unnamed_study_starts_afresh_when_a_setting_changes(tmp_path):
         for row in search.history_.itertuples():
             assert row.score == pytest.approx(mean_utility(row.layer, coefficient))
     assert len(optuna.get_all_study_names(storage)) == 2
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")  # random weights: the judge filter keeps few answers
+def test_a_rerun_with_another_max_new_tokens_searches_again(tmp_path, tiny_llama):
+    from steerkit.concepts import load_concept
+    from steerkit.workflow import RunSettings, run_concept
+
+    settings = RunSettings(n_questions=3, max_new_tokens=6, budget=3, n_search_questions=2, n_held_out=2, batch_size=8)
+    run_concept(tiny_llama, load_concept("pirate"), tmp_path, settings, progress=False)
+    run_concept(tiny_llama, load_concept("pirate"), tmp_path, replace(settings, max_new_tokens=5), progress=False)
+    storage = f"sqlite:///{tmp_path / 'pirate' / 'study.db'}"
+    studies = [optuna.load_study(study_name=name, storage=storage) for name in optuna.get_all_study_names(storage)]
+    assert len(studies) == 2  # the changed setting got its own study and its own trials
+    for study in studies:
+        assert len({t.user_attrs["key"] for t in study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))}) == 3
