@@ -103,14 +103,15 @@ def contrastive_answers(lm, concept, folder: Path, settings: RunSettings, progre
            "n_questions": settings.n_questions, "max_new_tokens": settings.max_new_tokens,
            "role": settings.instruction_role}
     cache, partial = folder / "generations.json", folder / "generations.partial.json"
-    if not force:
+    if force:
+        partial.unlink(missing_ok=True)
+    else:
         cached = read_json_cache(cache, _digest(key), lambda content: _table(content["samples"], SAMPLE_COLUMNS))
         if cached is not None:
             return cached, True
     samples = generate_contrastive(lm, concept, n_questions=settings.n_questions or None,
                                    max_new_tokens=settings.max_new_tokens, batch_size=settings.batch_size,
-                                   role=settings.instruction_role, progress=progress,
-                                   checkpoint=None if force else partial)
+                                   role=settings.instruction_role, progress=progress, checkpoint=partial)
     write_json(cache, {"digest": _digest(key), "settings": key, "samples": samples.to_dict(orient="records")})
     partial.unlink(missing_ok=True)
     return samples, False
