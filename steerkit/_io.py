@@ -1,4 +1,8 @@
-"""Atomic file writing: every file steerkit writes goes through here (temp file + rename)."""
+"""File input/output.
+
+Every file steerkit writes goes through here (temp file + rename), and safetensors files are
+read here, so that a damaged file gives one error line naming it.
+"""
 
 from __future__ import annotations
 
@@ -95,3 +99,31 @@ def write_text(path: str | os.PathLike, text: str) -> None:
     """Write ``text`` as UTF-8, atomically."""
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
+
+
+def read_safetensors(path: str | os.PathLike, remedy: str) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """All tensors and the string metadata of a safetensors file.
+
+    Parameters
+    ----------
+    path : an existing file.
+    remedy : what to do when the file is damaged, for the message (``"re-create it with ..."``).
+
+    Returns
+    -------
+    tensors : ``{name: ndarray}``.
+    metadata : ``{key: str}``, empty when the file has none.
+
+    Raises
+    ------
+    ValueError
+        One line naming the file when it is empty, truncated or not a safetensors file.
+    """
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="numpy") as handle:
+            return {name: handle.get_tensor(name) for name in handle.keys()}, handle.metadata() or {}
+    except SafetensorError as err:
+        reason = " ".join(str(err).split())
+        raise ValueError(f"{path} is not a readable safetensors file ({reason}); {remedy}") from None

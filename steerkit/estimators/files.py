@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import json
+import numbers
 import os
 from pathlib import Path
 
 import numpy as np
-from safetensors.numpy import load_file, save_file
+from safetensors.numpy import save_file
 
-from steerkit._io import atomic_path, write_json
+from steerkit._io import atomic_path, read_safetensors, write_json
+from steerkit._values import check_coefficient, check_finite
 
 SIDECAR_KEYS = ("model", "layer", "construction", "concept", "hidden_size", "coefficient")
+TEXT_KEYS = ("model", "construction", "concept", "concept_source", "position", "positions")
+"""Sidecar fields that hold a string (or ``null``); ``concept_source`` is the absolute path of
+the concept file when the concept did not come from the bundled ones."""
+REMEDY = "re-create it with `steerkit fit`"
 
 
 def _paths(path: str | os.PathLike) -> tuple[Path, Path]:
@@ -21,21 +27,64 @@ def _paths(path: str | os.PathLike) -> tuple[Path, Path]:
     return path.with_suffix(".safetensors"), path.with_suffix(".json")
 
 
+def check_vector(vector, name: str) -> np.ndarray:
+    """``vector`` as an ndarray if it is a steering vector: ``(d,)`` or ``(n_layers, d)``, finite.
+
+    ``name`` says what the vector is (a file name) in the ``ValueError``.
+    """
+    vector = np.asarray(vector)
+    if vector.ndim not in (1, 2):
+        raise ValueError(f"{name} must be of shape (d,) or (n_layers, d), got shape {vector.shape}")
+    return check_finite(vector, name, "fit it again on finite activations")
+
+
+def check_sidecar(sidecar, shape: tuple[int, ...]) -> None:
+    """Raise a ``ValueError`` naming the first sidecar field unfit for a vector of ``shape``.
+
+    ``layer`` must be a non-negative integer (below ``shape[0]`` for an all-layer vector),
+    ``coefficient`` a usable strength (:func:`steerkit._values.check_coefficient`),
+    ``hidden_size`` and ``shape`` those of the vector, :data:`TEXT_KEYS` strings; each may be
+    absent or ``null``.
+    """
+    if not isinstance(sidecar, dict):
+        raise ValueError(f"must be a JSON object, got {type(sidecar).__name__}")
+    layer, coefficient = sidecar.get("layer"), sidecar.get("coefficient")
+    if layer is not None and (isinstance(layer, bool) or not isinstance(layer, numbers.Integral) or layer < 0):
+        raise ValueError(f"field 'layer' must be a non-negative integer, got {layer!r}")
+    if layer is not None and len(shape) == 2 and layer >= shape[0]:
+        raise ValueError(f"field 'layer' is {layer} but the vector holds layers 0..{shape[0] - 1}")
+    if coefficient is not None:
+        try:
+            check_coefficient(coefficient, "field 'coefficient'")
+        except TypeError as err:
+            raise ValueError(str(err)) from None
+    expected = {"hidden_size": shape[-1], "shape": list(shape)}
+    for key, value in expected.items():
+        if sidecar.get(key) not in (None, value):
+            raise ValueError(f"field {key!r} is {sidecar[key]!r} but the vector's is {value!r}")
+    for key in TEXT_KEYS:
+        if not isinstance(sidecar.get(key), (str, type(None))):
+            raise ValueError(f"field {key!r} must be a string, got {sidecar[key]!r}")
+
+
 def save_vector(path: str | os.PathLike, vector, **metadata) -> Path:
     """Write ``vector`` to ``<path>.safetensors`` and its metadata to ``<path>.json``.
 
     ``vector`` is ``(d,)`` for one layer or ``(L + 1, d)`` for all layers (float32, activation
-    units). ``metadata`` should carry ``model, layer, construction, concept, coefficient``;
-    ``hidden_size`` and ``shape`` are filled in. Both files are written atomically.
+    units, finite). ``metadata`` should carry ``model, layer, construction, concept,
+    coefficient`` (and ``concept_source`` for a concept file); ``hidden_size`` and ``shape`` are
+    filled in. Both files are written atomically, and neither when a check fails.
     """
-    array = np.ascontiguousarray(np.asarray(vector, dtype=np.float32))
-    if array.ndim not in (1, 2):
-        raise ValueError(f"a steering vector is (d,) or (n_layers, d); got shape {array.shape}")
     tensor_path, sidecar_path = _paths(path)
+    array = check_vector(np.ascontiguousarray(vector, dtype=np.float32), "the steering vector")
     sidecar = {key: metadata.pop(key, None) for key in SIDECAR_KEYS}
     sidecar.update(metadata)
     sidecar["hidden_size"] = int(array.shape[-1])
     sidecar["shape"] = list(array.shape)
+    try:
+        check_sidecar(sidecar, array.shape)
+    except ValueError as err:
+        raise ValueError(f"cannot save {tensor_path}: sidecar {err}") from None
     with atomic_path(tensor_path) as tmp:
         save_file({"vector": array}, str(tmp))
     write_json(sidecar_path, sidecar)
@@ -43,13 +92,37 @@ def save_vector(path: str | os.PathLike, vector, **metadata) -> Path:
 
 
 def load_vector(path: str | os.PathLike) -> tuple[np.ndarray, dict]:
-    """Read a vector written by :func:`save_vector`: ``(array, sidecar dict)``."""
+    """Read a vector written by :func:`save_vector`: ``(array, sidecar dict)``.
+
+    The sidecar is optional (``{}`` without one). A damaged tensor file or sidecar raises one
+    ``ValueError`` line naming the file and the field.
+    """
     tensor_path, sidecar_path = _paths(path)
     if not tensor_path.is_file():
         raise FileNotFoundError(f"no steering vector file at {tensor_path}")
-    vector = load_file(str(tensor_path))["vector"]
-    sidecar = json.loads(sidecar_path.read_text(encoding="utf-8")) if sidecar_path.is_file() else {}
+    tensors, _ = read_safetensors(tensor_path, REMEDY)
+    if "vector" not in tensors:
+        raise ValueError(
+            f"{tensor_path} holds no 'vector' tensor (found {sorted(tensors)}), so it is not a steerkit "
+            f"vector file; {REMEDY}"
+        )
+    vector = check_vector(tensors["vector"], str(tensor_path))
+    sidecar = _read_sidecar(sidecar_path)
+    try:
+        check_sidecar(sidecar, vector.shape)
+    except ValueError as err:
+        raise ValueError(f"{sidecar_path}: sidecar {err}; fix the field or delete the sidecar") from None
     return vector, sidecar
+
+
+def _read_sidecar(path: Path):
+    """The parsed JSON sidecar at ``path``, ``{}`` if there is none."""
+    if not path.is_file():
+        return {}
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(f"{path} is not valid JSON ({err}); fix it or delete it (it is optional)") from None
 
 
 def save_gguf_control_vector(path: str | os.PathLike, vectors: dict[int, np.ndarray], *, model_hint: str,
