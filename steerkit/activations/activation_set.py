@@ -10,13 +10,27 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from safetensors.numpy import load_file, save_file
+from safetensors.numpy import save_file
 
-from steerkit._io import atomic_path
+from steerkit._io import atomic_path, read_safetensors
+from steerkit._values import check_finite
 
 LAYER_CONVENTION = "layer l = residual stream after decoder block l (1-based); layer 0 = embedding output"
 _ID_FIELDS = ("y", "question_ids", "instruction_ids", "contrast_ids")
 FORMAT_VERSION = 1
+REMEDY = "re-create it with `steerkit extract`"
+NON_FINITE_FIX = (
+    "extract them again (non-finite hidden states usually mean a float16 overflow: use --dtype float32 or bfloat16)"
+)
+_METADATA_FIELDS = {
+    "model_name": (lambda value: isinstance(value, str), "a string"),
+    "concept": (lambda value: value is None or isinstance(value, str), "a string or null"),
+    "layer_convention": (lambda value: isinstance(value, str), "a string"),
+    "info": (lambda value: isinstance(value, dict), "a JSON object"),
+    "samples": (lambda value: value is None or (isinstance(value, list) and all(isinstance(row, dict) for row in value)),
+                "null or a list of row objects"),
+}
+"""Optional metadata fields of an ActivationSet file: (type check, what the field must be)."""
 
 
 @dataclass
@@ -54,6 +68,8 @@ class ActivationSet:
         first = next(iter(shapes.values()))
         if len(first) != 3 or len(set(shapes.values())) != 1:
             raise ValueError(f"every activation array must have the same shape (n, L+1, d); got {shapes}")
+        for position, array in self.activations.items():
+            check_finite(array, f"activations[{position!r}]", NON_FINITE_FIX)
         for name in _ID_FIELDS:
             value = np.asarray(getattr(self, name)).astype(np.int64)
             if value.shape != (first[0],):
@@ -173,24 +189,53 @@ class ActivationSet:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "ActivationSet":
-        """Read a file written by :meth:`save`."""
-        from safetensors import safe_open
+        """Read a file written by :meth:`save`.
 
+        A damaged file (unreadable, metadata of the wrong type, missing or non-finite arrays)
+        raises one ``ValueError`` line that starts with the file's path.
+        """
         path = Path(path)
         if not path.is_file() and path.with_suffix(".safetensors").is_file():
             path = path.with_suffix(".safetensors")
         if not path.is_file():
             raise FileNotFoundError(f"no ActivationSet file at {path}")
-        with safe_open(str(path), framework="numpy") as handle:
-            raw = (handle.metadata() or {}).get("steerkit")
-        if raw is None:
-            raise ValueError(f"{path} is a safetensors file but not a steerkit ActivationSet")
-        meta = json.loads(raw)
-        tensors = load_file(str(path))
+        tensors, metadata = read_safetensors(path, REMEDY)
+        meta = _read_metadata(metadata, path)
+        missing = [name for name in _ID_FIELDS if name not in tensors]
+        if missing:
+            raise ValueError(f"{path}: tensor {missing[0]!r} is missing; {REMEDY}")
         activations = {k.split(".", 1)[1]: v for k, v in tensors.items() if k.startswith("activations.")}
         samples = None if meta.get("samples") is None else pd.DataFrame(meta["samples"])
-        return cls(
-            activations, *(tensors[name] for name in _ID_FIELDS),
-            model_name=meta["model_name"], concept=meta["concept"], samples=samples,
-            layer_convention=meta["layer_convention"], info=meta.get("info", {}),
+        defaults = {"model_name": "unknown", "concept": None, "layer_convention": LAYER_CONVENTION, "info": {}}
+        try:
+            return cls(activations, *(tensors[name] for name in _ID_FIELDS), samples=samples,
+                       **{key: meta.get(key, default) for key, default in defaults.items()})
+        except ValueError as err:
+            raise ValueError(f"{path}: {err}") from None
+
+
+def _read_metadata(metadata: dict[str, str], path: Path) -> dict:
+    """The ``steerkit`` metadata of an ActivationSet file, parsed and type-checked.
+
+    Raises a one-line ``ValueError`` naming ``path`` and the field when it is absent, not JSON,
+    of a newer format or has a field of the wrong type (see ``_METADATA_FIELDS``).
+    """
+    raw = metadata.get("steerkit")
+    if raw is None:
+        raise ValueError(f"{path} is a safetensors file but not a steerkit ActivationSet")
+    try:
+        meta = json.loads(raw)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}: its steerkit metadata is not valid JSON ({err}); {REMEDY}") from None
+    if not isinstance(meta, dict):
+        raise ValueError(f"{path}: its steerkit metadata must be a JSON object; {REMEDY}")
+    version = meta.get("format_version", FORMAT_VERSION)
+    if isinstance(version, bool) or not isinstance(version, int) or version > FORMAT_VERSION:
+        raise ValueError(
+            f"{path} has format_version {version!r} but this steerkit reads up to {FORMAT_VERSION}: "
+            f"upgrade steerkit or {REMEDY}"
         )
+    for key, (is_valid, expected) in _METADATA_FIELDS.items():
+        if key in meta and not is_valid(meta[key]):
+            raise ValueError(f"{path}: metadata field {key!r} must be {expected}, got {meta[key]!r:.80}; {REMEDY}")
+    return meta

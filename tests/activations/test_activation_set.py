@@ -74,3 +74,25 @@ def test_saved_files_respect_the_umask(tmp_path):
     umask = os.umask(0)
     os.umask(umask)
     assert mode == 0o666 & ~umask
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
+def test_non_finite_activations_are_refused_naming_the_position(value):
+    s = make_set()
+    arrays = dict(s.activations)
+    arrays["prompt_last"] = arrays["prompt_last"].copy()
+    arrays["prompt_last"][4, 1, 3] = value
+    with pytest.raises(ValueError, match=r"activations\['prompt_last'\] contains 1 NaN or infinite .*\(4, 1, 3\)"):
+        ActivationSet(arrays, s.y, s.question_ids, s.instruction_ids, s.contrast_ids)
+
+
+def test_load_names_the_file_when_its_content_is_refused(tmp_path):
+    import json
+
+    from safetensors.numpy import load_file, save_file
+
+    path = make_set().save(tmp_path / "acts")
+    meta = {"model_name": "m", "concept": "c", "layer_convention": "x", "samples": [{"question": "q"}] * 3}
+    save_file(load_file(str(path)), str(path), metadata={"steerkit": json.dumps(meta)})
+    with pytest.raises(ValueError, match=r"acts.safetensors: samples has 3 rows, activations have 12"):
+        ActivationSet.load(path)
