@@ -368,7 +368,9 @@ def _rdb_storage(url: str) -> optuna.storages.RDBStorage:
     heartbeat = {} if _sqlite_path(url) else {"heartbeat_interval": _HEARTBEAT_S, "grace_period": _GRACE_S}
     for attempt in range(_OPEN_TRIES):
         try:
-            return optuna.storages.RDBStorage(url, **heartbeat)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeats
+                return optuna.storages.RDBStorage(url, **heartbeat)
         except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError) as err:
             error = err
             time.sleep(0.2 * (attempt + 1))

@@ -119,3 +119,13 @@ def test_a_budget_beyond_the_space_stops_when_every_configuration_is_judged():
                                 n_trials=6, random_state=0, progress=False).fit(None, QUESTIONS)
     assert sorted(call[0] for call in CALLS) == [6, 7]
     assert result.best_params_ == {"layer": 7, "coefficient": 2.0}
+
+
+def test_an_unusable_storage_is_one_clear_error_without_the_password(tmp_path):
+    corrupt = tmp_path / "study.db"
+    corrupt.write_text("not a database")
+    with pytest.raises(ValueError, match=r"storage: cannot open the Optuna storage \(DatabaseError: file is not a database\)"):
+        search(fake_judge, f"sqlite:///{corrupt}").fit(None, QUESTIONS)
+    with pytest.raises(ValueError, match=r"storage: cannot open .*Connection refused") as refused:
+        search(fake_judge, "postgresql+psycopg2://user:s3cret@127.0.0.1:1/db").fit(None, QUESTIONS)
+    assert "s3cret" not in str(refused.value) and "\n" not in str(refused.value)
