@@ -16,6 +16,8 @@ from typing import Callable, Iterator
 import numpy as np
 import torch
 
+from steerkit._values import check_coefficient, check_finite
+
 POSITION_MODES = ("all", "prompt", "response")
 
 # A residual hook gets the hidden states (B, T, d) and returns replacements (or None to keep).
@@ -133,9 +135,15 @@ class Steering:
 
     # -- vectors ---------------------------------------------------------------------------
     def add(self, vector, layer: int, coefficient: float = 1.0, name: str | None = None) -> str:
-        """Add ``coefficient * vector`` (shape ``(d,)``) at ``layer``; return its name."""
+        """Add ``coefficient * vector`` (shape ``(d,)``) at ``layer``; return its name.
+
+        A vector with NaN or infinite values, or a coefficient that is not finite or beyond
+        ``±steerkit._values.MAX_ABS_COEFFICIENT``, is refused (``ValueError``).
+        """
         layer = check_layer(self.lm, layer)
-        tensor = torch.as_tensor(np.asarray(vector, dtype=np.float32)).reshape(-1)
+        coefficient = check_coefficient(coefficient)
+        array = check_finite(np.asarray(vector, dtype=np.float32), "steering vector", "fit it on finite activations")
+        tensor = torch.as_tensor(array).reshape(-1)
         if tensor.numel() != self.lm.hidden_size:
             raise ValueError(
                 f"steering vector has {tensor.numel()} values but {self.lm.name} has hidden size "
@@ -145,7 +153,7 @@ class Steering:
         if name in self._entries:
             raise ValueError(f"a steering vector named {name!r} is already installed")
         tensor = tensor.to(device=self.lm.device, dtype=self.lm.dtype)
-        self._entries[name] = _Entry(layer, tensor, float(coefficient))
+        self._entries[name] = _Entry(layer, tensor, coefficient)
         if self._phase_handle is not None:
             self._install_layer(layer)
         return name
@@ -154,7 +162,7 @@ class Steering:
         """Change the strength of the installed vector ``name`` (takes effect immediately)."""
         if name not in self._entries:
             raise KeyError(f"no steering vector named {name!r}; installed: {sorted(self._entries)}")
-        self._entries[name].coefficient = float(coefficient)
+        self._entries[name].coefficient = check_coefficient(coefficient)
 
     def remove(self, name: str) -> None:
         """Stop adding the vector ``name``."""

@@ -166,3 +166,26 @@ def test_zero_coefficient_generation_is_identical(smollm, pirate_vector):
     plain = smollm.generate(questions, max_new_tokens=16)
     with steer(smollm, vector, layer, 0.0):
         assert smollm.generate(questions, max_new_tokens=16) == plain
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_a_non_finite_vector_is_refused_before_anything_is_installed(tiny_llama, bad):
+    v = _vector(tiny_llama)
+    v[7] = bad
+    with pytest.raises(ValueError, match=r"steering vector contains 1 NaN or infinite .*\(7,\)"):
+        steer(tiny_llama, v, 2, 1.0)
+    installed = Steering(tiny_llama)
+    with pytest.raises(ValueError, match="steering vector contains"):
+        installed.add(v, 2)
+    assert installed.names == []
+
+
+@pytest.mark.parametrize("coefficient", [np.nan, -np.inf, 1e30])
+def test_a_non_finite_or_absurd_coefficient_is_refused(tiny_llama, coefficient):
+    with pytest.raises(ValueError, match="coefficient=.* finite number"):
+        steer(tiny_llama, _vector(tiny_llama), 2, coefficient)
+    with Steering(tiny_llama) as installed:
+        installed.add(_vector(tiny_llama), 2, 1.0, name="v")
+        with pytest.raises(ValueError, match="coefficient=.* finite number"):
+            installed.set_coefficient("v", coefficient)
+        assert installed._entries["v"].coefficient == 1.0

@@ -62,3 +62,18 @@ def test_model_loaded_by_name_pickles_as_a_reference(smollm):
     restored = pickle.loads(blob)
     assert restored.model.n_layers == 30 and restored.model.load_spec == smollm.load_spec
     assert pickle.loads(blob).model.model is restored.model.model  # one torch model per process
+
+
+def test_a_steerer_whose_vector_is_not_finite_is_refused_before_generating(tiny_llama):
+    steerer = PVSteerer().fit(np.random.default_rng(2).normal(size=(6, 4, 64)))
+    steerer.vector_[2, 0] = np.nan
+    model = SteeredModel(tiny_llama, steerer, layer=2, max_new_tokens=2)
+    with pytest.raises(ValueError, match="steering vector contains 1 NaN"):
+        model.generate(["hi"])
+
+
+def test_nested_set_params_refuses_a_non_finite_coefficient(tiny_llama):
+    model = SteeredModel(tiny_llama, PVSteerer(coefficient=2.0), layer=2)
+    with pytest.raises(ValueError, match="coefficient=inf"):
+        model.set_params(steerer__coefficient=float("inf"))
+    assert model.steerer.coefficient == 2.0
