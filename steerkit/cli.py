@@ -129,21 +129,37 @@ def _make_steerer(name: str):
     return STEERERS[name]()
 
 
+def _check_layer_index(layer: int, n_layers: int, what: str, where: str) -> int:
+    """``layer`` if it indexes one of ``n_layers`` layers (0..n_layers-1), else a ValueError.
+
+    ``what`` names the value (``"--layer 7"``), ``where`` what it indexes (a file, a model).
+    """
+    if not 0 <= layer < n_layers:
+        raise ValueError(f"{what} is out of range for {where}: use --layer 0..{n_layers - 1}")
+    return layer
+
+
 def _cmd_fit(args) -> int:
+    from steerkit._values import check_coefficient
     from steerkit.activations import ActivationSet
     from steerkit.estimators.files import save_vector
 
+    coefficient = check_coefficient(args.coefficient, "--coefficient")
     activations = ActivationSet.load(args.activations)
     out = Path(args.out) if args.out else Path(args.activations).parent / "vectors"
     X, y, metadata = activations.steerer_inputs(args.position)
-    layer = args.layer if args.layer is not None else round(DEFAULT_LAYER_FRACTION * (activations.n_layers - 1))
+    if args.layer is None:
+        layer = round(DEFAULT_LAYER_FRACTION * (activations.n_layers - 1))
+    else:
+        layer = _check_layer_index(args.layer, activations.n_layers, f"--layer {args.layer}",
+                                   f"{args.activations} ({activations.n_layers} layers)")
     for name in args.construction:
         start = time.perf_counter()
         steerer = _make_steerer(name).fit(X, y, **metadata)
         path = save_vector(
             out / name, steerer.vector_, model=activations.model_name, layer=layer, construction=name,
-            concept=activations.concept, coefficient=args.coefficient, position=args.position,
-            n_contrasts=activations.n_contrasts,
+            concept=activations.concept, concept_source=activations.info.get("concept_source"),
+            coefficient=coefficient, position=args.position, n_contrasts=activations.n_contrasts,
         )
         norm = float((steerer.vector_[layer] ** 2).sum() ** 0.5)
         print(f"{name:>9}: fitted in {1000 * (time.perf_counter() - start):.0f} ms, "
@@ -153,28 +169,60 @@ def _cmd_fit(args) -> int:
 
 
 # -- generate -----------------------------------------------------------------------------
+def _vector_concept(args, sidecar: dict):
+    """The concept whose evaluation questions ``generate`` answers: ``--concept``, else the
+    bundled concept the sidecar names, else the concept file it records (``concept_source``)."""
+    from steerkit.concepts import list_concepts, load_concept
+
+    if args.concept:
+        return load_concept(args.concept)
+    name, source = sidecar.get("concept"), sidecar.get("concept_source")
+    if name in list_concepts():
+        return load_concept(name)
+    if source and Path(source).is_file():
+        return load_concept(source)
+    if not name and not source:
+        raise ValueError(f"{args.vector} names no concept: pass --question TEXT or --concept NAME_OR_FILE")
+    where = f"its file {source} no longer exists" if source else "its concept file is not recorded"
+    raise ValueError(f"{args.vector} was fitted on concept {name!r}, which is not bundled, and {where}: "
+                     "pass --concept NAME_OR_FILE or --question TEXT")
+
+
+def _layer_vector(vector, layer: int, what: str, lm, path) -> np.ndarray:
+    """The ``(d,)`` vector to add at ``layer`` of ``lm``, from a ``(d,)`` or ``(L + 1, d)``
+    ``vector`` read from ``path``; ``what`` names where ``layer`` came from, for errors."""
+    if vector.ndim == 2 and vector.shape[0] != lm.n_layers + 1:
+        raise ValueError(f"{path} holds {vector.shape[0]} layers but {lm.name} has {lm.n_layers + 1}; "
+                         "use the model it was fitted on (--model)")
+    _check_layer_index(layer, lm.n_layers + 1, what, f"{lm.name} ({lm.n_layers} blocks, 0 = embedding output)")
+    vector = vector[layer] if vector.ndim == 2 else vector
+    if vector.shape[0] != lm.hidden_size:
+        raise ValueError(f"{path} holds vectors of {vector.shape[0]} values but {lm.name} has hidden size "
+                         f"{lm.hidden_size}; use the model it was fitted on (--model)")
+    return vector
+
+
 def _cmd_generate(args) -> int:
-    from steerkit.concepts import load_concept
-    from steerkit.estimators.files import load_vector
+    from steerkit._values import check_coefficient
+    from steerkit.estimators.files import load_vector, vector_paths
     from steerkit.steering import steer
 
     vector, sidecar = load_vector(args.vector)
-    lm = _load_model(args, args.model or sidecar.get("model"))
+    tensor_path, sidecar_path = vector_paths(args.vector)
+    if args.coefficient is not None:
+        coefficient = check_coefficient(args.coefficient, "--coefficient")
+    else:
+        coefficient = sidecar.get("coefficient") or 1.0
     layer = args.layer if args.layer is not None else sidecar.get("layer")
+    what = f"--layer {layer}" if args.layer is not None else f"layer {layer} recorded in {sidecar_path}"
+    if layer is not None and vector.ndim == 2:
+        _check_layer_index(layer, vector.shape[0], what, f"{tensor_path} ({vector.shape[0]} layers)")
+    questions = args.question or list(_vector_concept(args, sidecar).evaluation_questions[: args.n_questions])
+    lm = _load_model(args, args.model or sidecar.get("model"))
     if layer is None:
         layer = round(DEFAULT_LAYER_FRACTION * lm.n_layers)
-    if vector.ndim == 2:
-        if vector.shape[0] != lm.n_layers + 1:
-            raise SystemExit(f"error: the vector file holds {vector.shape[0]} layers but {lm.name} has "
-                             f"{lm.n_layers + 1}; use the model it was fitted on")
-        vector = vector[layer]
-    coefficient = args.coefficient if args.coefficient is not None else (sidecar.get("coefficient") or 1.0)
-    questions = args.question
-    if not questions:
-        concept_name = args.concept or sidecar.get("concept")
-        if not concept_name:
-            raise SystemExit("error: give --question or --concept (the vector file names no concept)")
-        questions = list(load_concept(concept_name).evaluation_questions[: args.n_questions])
+        what = f"the default layer {layer}"
+    vector = _layer_vector(vector, layer, what, lm, tensor_path)
     kwargs = {"max_new_tokens": args.max_new_tokens, "batch_size": args.batch_size}
     start = time.perf_counter()
     with steer(lm, vector, layer, coefficient, positions=args.positions):

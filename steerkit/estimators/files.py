@@ -20,7 +20,8 @@ the concept file when the concept did not come from the bundled ones."""
 REMEDY = "re-create it with `steerkit fit`"
 
 
-def _paths(path: str | os.PathLike) -> tuple[Path, Path]:
+def vector_paths(path: str | os.PathLike) -> tuple[Path, Path]:
+    """The tensor file and the sidecar of the vector at ``path`` (with or without suffix)."""
     path = Path(path)
     if path.suffix in (".safetensors", ".json"):
         path = path.with_suffix("")
@@ -75,7 +76,7 @@ def save_vector(path: str | os.PathLike, vector, **metadata) -> Path:
     coefficient`` (and ``concept_source`` for a concept file); ``hidden_size`` and ``shape`` are
     filled in. Both files are written atomically, and neither when a check fails.
     """
-    tensor_path, sidecar_path = _paths(path)
+    tensor_path, sidecar_path = vector_paths(path)
     array = check_vector(np.ascontiguousarray(vector, dtype=np.float32), "the steering vector")
     sidecar = {key: metadata.pop(key, None) for key in SIDECAR_KEYS}
     sidecar.update(metadata)
@@ -97,7 +98,7 @@ def load_vector(path: str | os.PathLike) -> tuple[np.ndarray, dict]:
     The sidecar is optional (``{}`` without one). A damaged tensor file or sidecar raises one
     ``ValueError`` line naming the file and the field.
     """
-    tensor_path, sidecar_path = _paths(path)
+    tensor_path, sidecar_path = vector_paths(path)
     if not tensor_path.is_file():
         raise FileNotFoundError(f"no steering vector file at {tensor_path}")
     tensors, _ = read_safetensors(tensor_path, REMEDY)
