@@ -8,7 +8,7 @@ import pytest
 from steerkit.estimators import ClusterSteerer, PCASteerer, PVSteerer, UnitMeanSteerer
 
 STEERER_TYPES = [PVSteerer, UnitMeanSteerer, ClusterSteerer, PCASteerer]
-BAD_COEFFICIENTS = [float("nan"), float("inf"), -float("inf"), 1e30, -2e4]
+BAD_COEFFICIENTS = [float("nan"), float("inf"), -float("inf"), 1e30, -2e4, 10000.5]
 
 
 def _differences(seed=0):
@@ -20,12 +20,6 @@ def _differences(seed=0):
 def test_fit_refuses_a_non_finite_or_absurd_coefficient(steerer_type, value):
     with pytest.raises(ValueError, match=r"coefficient=.* finite number between -10000 and 10000"):
         steerer_type(coefficient=value).fit(_differences(), instruction_ids=np.arange(6) % 2)
-
-
-@pytest.mark.parametrize("steerer_type", STEERER_TYPES)
-def test_the_coefficient_bound_is_inclusive(steerer_type):
-    steerer = steerer_type(coefficient=-1e4).fit(_differences(), instruction_ids=np.arange(6) % 2)
-    np.testing.assert_allclose(steerer.transform(np.zeros((1, 4)))[0], -1e4 * steerer.vector_)
 
 
 @pytest.mark.parametrize("steerer_type", STEERER_TYPES)
