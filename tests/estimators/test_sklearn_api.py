@@ -28,6 +28,7 @@ STEERERS = [PVSteerer(), UnitMeanSteerer(), ClusterSteerer(), PCASteerer()]
 @parametrize_with_checks(STEERERS)
 @pytest.mark.filterwarnings("ignore:Pairing .* by order of occurrence:UserWarning")
 @pytest.mark.filterwarnings("ignore:ClusterSteerer was fitted without instruction_ids:UserWarning")
+@pytest.mark.filterwarnings("ignore:ValueError occurred during set_params of param coefficient:UserWarning")
 def test_sklearn_estimator_checks(estimator, check):
     check(estimator)
 
