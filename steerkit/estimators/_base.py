@@ -157,7 +157,7 @@ class BaseSteerer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     * ``get_feature_names_out`` is one-to-one with the ``d`` input features
       (per layer for 3-D inputs).
     * A NaN, infinite or absurd (``|c| > 1e4``) ``coefficient`` would turn
-      every steered logit into NaN, so it is refused with a ``ValueError``
+      the steered logits into NaN or noise, so it is refused with a ``ValueError``
       where it enters: ``fit``, ``transform``, and already ``set_params``
       (also nested, ``steerer__coefficient``), before any parameter changes,
       so a search fails before generating anything. ``set_params`` only
