@@ -113,6 +113,7 @@ def _cmd_extract(args) -> int:
         print(f"generated {len(samples)} answers in {time.perf_counter() - start:.1f} s", file=sys.stderr)
     start = time.perf_counter()
     activations = build_activation_set(lm, samples, concept=concept.name, batch_size=args.batch_size)
+    activations.info["concept_source"] = concept.source_file
     path = activations.save(folder / "activations.safetensors")
     print(f"extracted {activations} in {time.perf_counter() - start:.1f} s", file=sys.stderr)
     print(path)

@@ -183,7 +183,7 @@ def _filtered_activations(lm, samples: pd.DataFrame, concept, folder: Path, sett
         return cached, note
     activations = build_activation_set(lm, kept.drop(columns=["concept", "coherence", "passed", "kept"]),
                                        concept=concept.name, batch_size=settings.batch_size, progress=progress)
-    activations.info["digest"] = digest
+    activations.info.update(digest=digest, concept_source=concept.source_file)
     activations.save(path)
     return activations, note
 
@@ -289,10 +289,11 @@ def run_concept(lm, concept, out: Path, settings: RunSettings | None = None, *, 
     construction = construction_name(best.steerer_)
     vectors = folder / "vectors"
     save_vector(vectors / "best", best.vector_, model=lm.name, layer=layer, construction=construction,
-                concept=concept.name, coefficient=coefficient, positions=best.positions)
+                concept=concept.name, concept_source=concept.source_file, coefficient=coefficient,
+                positions=best.positions)
     for name, steerer in _all_constructions(activations).items():
         save_vector(vectors / name, steerer.vector_, model=lm.name, layer=layer, construction=name,
-                    concept=concept.name, coefficient=coefficient)
+                    concept=concept.name, concept_source=concept.source_file, coefficient=coefficient)
     gguf_note = None
     if layer >= 2:
         save_gguf_control_vector(vectors / "best.gguf", {layer: coefficient * best.vector_},

@@ -72,6 +72,17 @@ class Concept:
     def n_pairs(self) -> int:
         return len(self.instruction_pairs)
 
+    @property
+    def source_file(self) -> str | None:
+        """Absolute path of the JSON file the concept was read from (None when built in memory).
+
+        Recorded with activations and vectors, so ``steerkit generate`` finds a concept that is
+        not bundled.
+        """
+        if self.source is None or self.source.startswith("<"):
+            return None
+        return str(Path(self.source).resolve())
+
     def to_dict(self) -> dict:
         """The steerkit JSON shape (explicit question split)."""
         return {

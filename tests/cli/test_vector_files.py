@@ -246,3 +246,20 @@ def test_generate_without_questions_or_a_known_concept_says_what_to_pass(tmp_pat
     path = vector_file(tmp_path, concept="myconcept", concept_source=source)
     assert main(["generate", str(path)]) == 2
     one_error_line(capsys, "myconcept", "--concept", "--question")
+
+
+def test_extract_fit_generate_from_a_concept_file_run_elsewhere(tmp_path, capsys, tiny_model, monkeypatch):
+    """The concept file's absolute path travels extract -> activations -> fit -> sidecar, so
+    `generate VECTOR` finds its questions from another working folder (a relative path would not)."""
+    (tmp_path / "work").mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "work")
+    concept = scaffold_concept("myconcept", "speaks in riddles")
+    concept.save("myconcept.json")
+    assert main(["extract", "myconcept.json", "--out", "out", "--n-questions", "1", "--max-new-tokens", "2"]) == 0
+    assert main(["fit", "out/myconcept/activations.safetensors", "--construction", "pv", "--layer", "2"]) == 0
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    vector = tmp_path / "work" / "out" / "myconcept" / "vectors" / "pv.safetensors"
+    capsys.readouterr()
+    assert main(["generate", str(vector), "--n-questions", "1", "--max-new-tokens", "2"]) == 0
+    assert f"Q: {concept.evaluation_questions[0]}" in capsys.readouterr().out
