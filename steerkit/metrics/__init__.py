@@ -18,11 +18,12 @@ from steerkit.metrics.embedding_judge import EmbeddingJudge
 from steerkit.metrics.encoder import SentenceEncoder
 from steerkit.metrics.function_scorer import make_steer_scorer
 from steerkit.metrics.llm_judge import DEFAULT_COHERENCE_PROMPT, LLMJudge
-from steerkit.metrics.openai_client import JudgeAuthError, OpenAICompatibleClient
+from steerkit.metrics.openai_client import EndpointError, JudgeAuthError, OpenAICompatibleClient
 
 __all__ = [
     "DEFAULT_COHERENCE_PROMPT",
     "EmbeddingJudge",
+    "EndpointError",
     "JudgeAuthError",
     "LLMJudge",
     "LikelihoodCoherence",
