@@ -111,7 +111,8 @@ def read_safetensors(path: str | os.PathLike, remedy: str) -> tuple[dict[str, np
 
     Returns
     -------
-    tensors : ``{name: ndarray}``.
+    tensors : ``{name: ndarray}``; floating-point tensors of any width (bfloat16 and float16
+        included, which numpy cannot read directly) come back as float32.
     metadata : ``{key: str}``, empty when the file has none.
 
     Raises
@@ -119,11 +120,15 @@ def read_safetensors(path: str | os.PathLike, remedy: str) -> tuple[dict[str, np
     ValueError
         One line naming the file when it is empty, truncated or not a safetensors file.
     """
+    import torch
     from safetensors import SafetensorError, safe_open
 
+    def as_array(tensor: torch.Tensor) -> np.ndarray:
+        return (tensor.to(torch.float32) if tensor.is_floating_point() else tensor).numpy()
+
     try:
-        with safe_open(str(path), framework="numpy") as handle:
-            return {name: handle.get_tensor(name) for name in handle.keys()}, handle.metadata() or {}
+        with safe_open(str(path), framework="pt") as handle:
+            return {name: as_array(handle.get_tensor(name)) for name in handle.keys()}, handle.metadata() or {}
     except SafetensorError as err:
         reason = " ".join(str(err).split())
         raise ValueError(f"{path} is not a readable safetensors file ({reason}); {remedy}") from None

@@ -36,6 +36,8 @@ def check_vector(vector, name: str) -> np.ndarray:
     vector = np.asarray(vector)
     if vector.ndim not in (1, 2):
         raise ValueError(f"{name} must be of shape (d,) or (n_layers, d), got shape {vector.shape}")
+    if not np.issubdtype(vector.dtype, np.floating):
+        raise ValueError(f"{name} holds {vector.dtype} values; a steering vector holds floating-point numbers")
     return check_finite(vector, name, "fit it again on finite activations")
 
 

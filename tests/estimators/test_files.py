@@ -37,3 +37,24 @@ def test_gguf_rejects_layers_llama_cpp_cannot_steer(tmp_path):
     with pytest.raises(ValueError, match=r"layers 2..30 only.*got \[1\]"):
         save_gguf_control_vector(tmp_path / "cv.gguf", {1: np.zeros(4)}, model_hint="llama", n_layers=30)
     assert not (tmp_path / "cv.gguf").exists()
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
+def test_half_precision_vector_files_from_other_tools_load_as_float32(tmp_path, dtype):
+    """Peer libraries save vectors in the model's dtype; numpy alone cannot read bfloat16."""
+    import torch
+    from safetensors.torch import save_file
+
+    vector = torch.randn(3, 8).to(getattr(torch, dtype))
+    save_file({"vector": vector}, str(tmp_path / "v.safetensors"))
+    loaded, sidecar = load_vector(tmp_path / "v.safetensors")
+    assert loaded.dtype == np.float32 and sidecar == {}
+    np.testing.assert_array_equal(loaded, vector.float().numpy())
+
+
+def test_an_integer_vector_file_is_refused_naming_the_file(tmp_path):
+    from safetensors.numpy import save_file
+
+    save_file({"vector": np.ones((3, 8), dtype=np.int32)}, str(tmp_path / "v.safetensors"))
+    with pytest.raises(ValueError, match=r"v\.safetensors.*int32.*floating-point"):
+        load_vector(tmp_path / "v.safetensors")
