@@ -21,7 +21,7 @@ from steerkit.activations import ActivationSet, build_activation_set, generate_c
 from steerkit.diagnostics import GraceRecommender
 from steerkit.diagnostics.recommender import CONSTRUCTIONS
 from steerkit.estimators.files import save_gguf_control_vector, save_vector
-from steerkit.metrics import RESPONSE_COLUMNS, EmbeddingJudge, LikelihoodCoherence
+from steerkit.metrics import RESPONSE_COLUMNS, SCORE_COLUMNS, EmbeddingJudge, LikelihoodCoherence
 from steerkit.model_selection import GRACE_COEFFICIENTS, TPESearchSteer
 from steerkit.steering import PromptSteerer, SteeredModel
 
@@ -82,11 +82,16 @@ JUDGED_COLUMNS = SAMPLE_COLUMNS + ("coherence", "concept", "passed", "kept")
 
 
 def _table(records, columns) -> pd.DataFrame:
-    """A cached table read back from its JSON records; KeyError when one of ``columns`` is missing."""
+    """A cached table read back from its JSON records; KeyError when one of ``columns`` is missing.
+
+    Scores written as ``null`` (missing) come back as NaN, also when a whole column is missing.
+    """
     table = pd.DataFrame(records)
     missing = set(columns) - set(table.columns)
     if missing:
         raise KeyError(f"columns {sorted(missing)} missing")
+    for column in set(SCORE_COLUMNS) & set(table.columns):
+        table[column] = pd.to_numeric(table[column])
     return table
 
 

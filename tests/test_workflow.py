@@ -98,3 +98,20 @@ def test_an_evaluation_question_too_long_for_the_context_stops_the_run_before_an
     monkeypatch.setattr(tiny_llama.model, "generate", never)
     with pytest.raises(ValueError, match=r"question 'Tell me about the wide blue sea.*' is \d+ tokens \+ max_new_tokens=6"):
         run_concept(tiny_llama, Concept.from_dict(data), tmp_path, TINY, progress=False)
+
+
+def test_rerun_reads_held_out_scores_that_were_all_missing(tiny_run, tiny_llama, tmp_path, monkeypatch):
+    """Empty answers score NaN, saved as null; a column of nulls must come back as NaN, not None."""
+    folder, _ = tiny_run
+    copy = shutil.copytree(folder, tmp_path / "pirate")
+    cache = json.loads((copy / "held_out.json").read_text())
+    for row in cache["tables"]["steered"]:
+        row.update(concept=None, utility=None)
+    (copy / "held_out.json").write_text(json.dumps(cache))
+    import steerkit.metrics._scorer as scorer
+
+    monkeypatch.setattr(scorer.SteerScorer, "evaluate", lambda *a, **k: pytest.fail("held-out answers re-judged"))
+    with pytest.warns(UserWarning, match="judge filter kept only"):
+        again = run_concept(tiny_llama, load_concept("pirate"), tmp_path, TINY, progress=False)
+    assert np.isnan(again["held_out"]["steered"]["concept"]) and np.isnan(again["held_out"]["steered"]["utility"])
+    assert json.loads((copy / "summary.json").read_text())["held_out"]["steered"]["concept"] is None

@@ -12,7 +12,7 @@ returns one row per response with :data:`RESPONSE_COLUMNS` (scores on 0–100, N
 - :func:`make_steer_scorer`: any ``fn(question, response)`` as a scorer.
 """
 
-from steerkit.metrics._scorer import RESPONSE_COLUMNS, SteerScorer, utility
+from steerkit.metrics._scorer import RESPONSE_COLUMNS, SCORE_COLUMNS, SteerScorer, utility
 from steerkit.metrics.coherence import LikelihoodCoherence
 from steerkit.metrics.embedding_judge import EmbeddingJudge
 from steerkit.metrics.encoder import SentenceEncoder
@@ -29,6 +29,7 @@ __all__ = [
     "LikelihoodCoherence",
     "OpenAICompatibleClient",
     "RESPONSE_COLUMNS",
+    "SCORE_COLUMNS",
     "SentenceEncoder",
     "SteerScorer",
     "make_steer_scorer",

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 RESPONSE_COLUMNS = ("question", "response", "concept", "coherence", "utility")
+SCORE_COLUMNS = ("concept", "coherence", "utility")  # 0-100, NaN = missing (null in JSON)
 
 
 def utility(concept, coherence):
