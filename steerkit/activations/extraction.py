@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 
 from steerkit.activations.prefixes import shared_prefix_groups
 from steerkit.lm.generation import check_context, length_sorted_batches, right_padded
-from steerkit.steering.hooks import add_residual_hook
+from steerkit.lm.hooks import add_residual_hook
 
 POSITIONS = ("prompt_last", "prompt_avg", "response_avg")
 

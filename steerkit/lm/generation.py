@@ -3,11 +3,14 @@ left padding."""
 
 from __future__ import annotations
 
+import contextlib
 from typing import Callable
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
+
+from steerkit.lm.hooks import Intervening
 
 
 def length_sorted_batches(lengths, batch_size: int) -> list[np.ndarray]:
@@ -59,6 +62,7 @@ def generate(
     labels: list[str] | None = None,
     finished: dict[int, str] | None = None,
     on_batch: Callable[[dict[int, str]], None] | None = None,
+    interventions: list | None = None,
 ) -> list[str]:
     """Greedy continuations of already formatted ``prompts`` (see ``LanguageModel.chat_prompt``).
 
@@ -72,6 +76,10 @@ def generate(
     (prompt index -> text): batches whose prompts all have one are skipped, and the batches
     are the same as in the first call. ``on_batch`` is called after every generated batch
     with all answers so far (prompt index -> text), e.g. to checkpoint them.
+
+    ``interventions`` steers each prompt its own way in the same batches: one entry per
+    prompt, None (unsteered) or a list of :mod:`~steerkit.lm.interventions`. Each answer is
+    the one that prompt gets generated alone with only its interventions.
     """
     tokenizer = lm.tokenizer
     encoded = [tokenizer(p, add_special_tokens=lm.adds_special_tokens)["input_ids"] for p in prompts]
@@ -79,29 +87,41 @@ def generate(
                   max_new_tokens=max_new_tokens)
     done = dict(finished or {})
     answers: list[str] = [done.get(i, "") for i in range(len(prompts))]
-    pad_id = tokenizer.pad_token_id
     batches = [batch for batch in length_sorted_batches([len(e) for e in encoded], batch_size)
                if not all(int(i) in done for i in batch)]
-    for batch in tqdm(batches, desc=desc, disable=not progress, unit="batch"):
-        width = max(len(encoded[i]) for i in batch)
-        input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
-        attention = torch.zeros((len(batch), width), dtype=torch.long)
-        for row, i in enumerate(batch):
-            ids = encoded[i]
-            input_ids[row, width - len(ids) :] = torch.tensor(ids)
-            attention[row, width - len(ids) :] = 1
-        output = lm.model.generate(
-            input_ids=input_ids.to(lm.device),
-            attention_mask=attention.to(lm.device),
-            max_new_tokens=max_new_tokens,
-            do_sample=False,
-            pad_token_id=pad_id,
-            temperature=None,
-            top_p=None,
-            top_k=None,
-        )
-        for row, i in enumerate(batch):
-            answers[i] = done[int(i)] = tokenizer.decode(output[row, width:], skip_special_tokens=True).strip()
-        if on_batch is not None:
-            on_batch(dict(done))
+    if interventions is not None and len(interventions) != len(prompts):
+        raise ValueError(f"interventions has {len(interventions)} entries but there are {len(prompts)} prompts: "
+                         "pass one entry (None or a list of interventions) per prompt")
+    with contextlib.ExitStack() as stack:
+        installed = None if interventions is None else stack.enter_context(Intervening(lm))
+        for batch in tqdm(batches, desc=desc, disable=not progress, unit="batch"):
+            if installed is not None:
+                installed.set_rows([interventions[i] for i in batch])
+            for i, answer in zip(batch, _generate_batch(lm, [encoded[i] for i in batch], max_new_tokens)):
+                answers[i] = done[int(i)] = answer
+            if on_batch is not None:
+                on_batch(dict(done))
     return answers
+
+
+def _generate_batch(lm, encoded: list[list[int]], max_new_tokens: int) -> list[str]:
+    """Greedy answers (decoded, stripped) to the token lists ``encoded``, left-padded into one
+    ``model.generate`` call."""
+    pad_id = lm.tokenizer.pad_token_id
+    width = max(len(ids) for ids in encoded)
+    input_ids = torch.full((len(encoded), width), pad_id, dtype=torch.long)
+    attention = torch.zeros((len(encoded), width), dtype=torch.long)
+    for row, ids in enumerate(encoded):
+        input_ids[row, width - len(ids) :] = torch.tensor(ids)
+        attention[row, width - len(ids) :] = 1
+    output = lm.model.generate(
+        input_ids=input_ids.to(lm.device),
+        attention_mask=attention.to(lm.device),
+        max_new_tokens=max_new_tokens,
+        do_sample=False,
+        pad_token_id=pad_id,
+        temperature=None,
+        top_p=None,
+        top_k=None,
+    )
+    return [lm.tokenizer.decode(row[width:], skip_special_tokens=True).strip() for row in output]

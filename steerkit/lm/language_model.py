@@ -6,6 +6,7 @@ from torch import nn
 
 from steerkit.lm.blocks import find_decoder_blocks
 from steerkit.lm.chat import format_chat, uses_chat_template
+from steerkit.lm.sites import find_sublayer_path
 
 INSTRUCTION_ROLES = ("system", "user")
 _NO_TOKENIZER_LIMIT = 10**12  # transformers sets model_max_length to ~1e30 when a tokenizer has no limit
@@ -31,17 +32,21 @@ class LanguageModel:
     name : the name it was loaded by.
     block_path : dotted path of the decoder block list (``"model.layers"``).
     blocks : the ``nn.ModuleList`` of decoder blocks (length ``n_layers``).
+    sublayer_paths : ``{"attn": path or None, "mlp": path or None}``, the attention and MLP
+        submodule paths inside a block when given (``attn_path=``, ``mlp_path=``); None uses
+        the rule of :mod:`steerkit.lm.sites`.
     """
 
     def __init__(
         self, model: nn.Module, tokenizer, *, name: str = "model", block_path: str | None = None,
-        load_spec: dict | None = None,
+        load_spec: dict | None = None, attn_path: str | None = None, mlp_path: str | None = None,
     ):
         self.model = model
         self.tokenizer = tokenizer
         self.name = name
         self.load_spec = load_spec
         self.block_path, self.blocks = find_decoder_blocks(model, block_path)
+        self.sublayer_paths = {"attn": attn_path, "mlp": mlp_path}
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token
 
@@ -61,6 +66,7 @@ class LanguageModel:
             "tokenizer": self.tokenizer,
             "name": self.name,
             "block_path": self.block_path,
+            "sublayer_paths": self.sublayer_paths,
         }
 
     def __setstate__(self, state: dict) -> None:
@@ -74,7 +80,9 @@ class LanguageModel:
         model = AutoModelForCausalLM.from_config(state["config"])
         model.load_state_dict(state["weights"])
         model.eval()
-        self.__init__(model, state["tokenizer"], name=state["name"], block_path=state["block_path"])
+        paths = state.get("sublayer_paths", {})
+        self.__init__(model, state["tokenizer"], name=state["name"], block_path=state["block_path"],
+                      attn_path=paths.get("attn"), mlp_path=paths.get("mlp"))
 
     def __repr__(self) -> str:
         return (
@@ -86,6 +94,14 @@ class LanguageModel:
     def n_layers(self) -> int:
         """Number of decoder blocks ``L`` (activation arrays hold ``L + 1`` layers)."""
         return len(self.blocks)
+
+    def site_module(self, site) -> nn.Module:
+        """The module whose output is ``site`` (layer >= 1): block ``l``, or its attention or
+        MLP submodule (found by the rule of :mod:`steerkit.lm.sites`)."""
+        block = self.blocks[site.layer - 1]
+        if site.component == "residual":
+            return block
+        return block.get_submodule(find_sublayer_path(block, site.component, self.sublayer_paths[site.component]))
 
     @property
     def hidden_size(self) -> int:

@@ -108,6 +108,8 @@ def load_model(
     device: str | torch.device = "cpu",
     block_path: str | None = None,
     trust_remote_code: bool = False,
+    attn_path: str | None = None,
+    mlp_path: str | None = None,
 ) -> LanguageModel:
     """Load a causal LM and wrap it as a :class:`LanguageModel`.
 
@@ -119,6 +121,8 @@ def load_model(
     device : torch device string (``"cpu"``, ``"cuda"``, ``"cuda:1"``).
     block_path : dotted path of the decoder block list when the general rule cannot find it.
     trust_remote_code : passed to transformers; off unless you ask for it.
+    attn_path, mlp_path : path of the attention / MLP submodule inside one decoder block
+        (``"self_attn"``, ``"mlp"``) when the rule of :mod:`steerkit.lm.sites` cannot find it.
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -135,8 +139,10 @@ def load_model(
     )
     model.to(device).eval()
     spec = {"name": name, "dtype": str(torch_dtype).removeprefix("torch."), "device": str(device),
-            "block_path": block_path, "trust_remote_code": trust_remote_code}
-    return LanguageModel(model, tokenizer, name=name, block_path=block_path, load_spec=spec)
+            "block_path": block_path, "trust_remote_code": trust_remote_code,
+            "attn_path": attn_path, "mlp_path": mlp_path}
+    return LanguageModel(model, tokenizer, name=name, block_path=block_path, load_spec=spec,
+                         attn_path=attn_path, mlp_path=mlp_path)
 
 
 _PROCESS_MODELS: dict[tuple, LanguageModel] = {}

@@ -1,4 +1,5 @@
-"""Forward hooks that read or steer the residual stream, and the ``SteeredModel`` estimator."""
+"""Steering for all rows alike (``Steering``, ``steer``; the hooks live in ``steerkit.lm.hooks``) and
+the ``SteeredModel`` estimator."""
 
 from steerkit.steering.hooks import POSITION_MODES, Steering, add_residual_hook, record_activations, steer
 from steerkit.steering.prompting import PromptSteerer

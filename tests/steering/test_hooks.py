@@ -1,3 +1,6 @@
+import contextlib
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -73,26 +76,32 @@ def test_response_mode_steers_last_prompt_position_then_every_new_token(tiny_lla
     assert all(step.shape[1] == 1 for step in steered[1:])  # one new position per decode step
 
 
+def _decode_step_delta(lm, positions, layer=2, coef=3.0):
+    """Change at ``layer`` of one decode step (a forward pass given a KV cache) under steering."""
+    ids = torch.tensor([lm.tokenizer(lm.chat_prompt(PROMPTS[0]), add_special_tokens=False)["input_ids"]])
+    v = _vector(lm)
+    with torch.inference_mode():
+        cache = lm.model(ids, use_cache=True).past_key_values
+        steps = []
+        for steering in (contextlib.nullcontext(), steer(lm, v, layer, coef, positions=positions)):
+            step_cache = copy.deepcopy(cache)
+            with record_activations(lm, [layer]) as rec, steering:
+                lm.model(ids[:, -1:], past_key_values=step_cache, use_cache=True)
+            steps.append(rec[layer][0])
+    return (steps[1] - steps[0])[0, 0].numpy(), coef * v
+
+
 def test_response_mode_decode_step_adds_the_vector(tiny_llama):
-    v = _vector(tiny_llama)
-    installed = Steering(tiny_llama, positions="response")
-    installed.add(v, 2, 3.0)
-    hidden = torch.zeros(2, 1, tiny_llama.hidden_size)
-    with installed:
-        installed._prefill = False
-        torch.testing.assert_close(installed._steer(hidden, 2), (3.0 * torch.tensor(v)).expand(2, 1, -1))
+    delta, expected = _decode_step_delta(tiny_llama, "response")
+    np.testing.assert_allclose(delta, expected, atol=1e-4)
 
 
 def test_prompt_mode_leaves_decode_steps_alone(tiny_llama):
-    v = _vector(tiny_llama)
-    installed = Steering(tiny_llama, positions="prompt")
-    installed.add(v, 2, 3.0)
-    hidden = torch.zeros(1, 1, tiny_llama.hidden_size)
-    with installed:
-        installed._prefill = False
-        assert installed._steer(hidden, 2) is None
-        installed._prefill = True
-        torch.testing.assert_close(installed._steer(hidden, 2)[0, 0], 3.0 * torch.tensor(v))
+    delta, _ = _decode_step_delta(tiny_llama, "prompt")
+    np.testing.assert_array_equal(delta, 0)
+    plain, steered, expected = _recorded_generation(tiny_llama, "prompt")
+    np.testing.assert_allclose((steered[0] - plain[0])[0].numpy(), np.broadcast_to(expected, plain[0].shape[1:]),
+                               atol=1e-4)
 
 
 def test_token_mask_steers_exactly_the_masked_positions(tiny_llama):
@@ -188,4 +197,4 @@ def test_a_non_finite_or_absurd_coefficient_is_refused(tiny_llama, coefficient):
         installed.add(_vector(tiny_llama), 2, 1.0, name="v")
         with pytest.raises(ValueError, match="coefficient=.* finite number"):
             installed.set_coefficient("v", coefficient)
-        assert installed._entries["v"].coefficient == 1.0
+        assert installed["v"].coefficient == 1.0
