@@ -135,8 +135,9 @@ class ActivationSet:
         labels = self.y[order].reshape(-1, 2) if (counts == 2).all() else None
         if labels is None or not ((labels[:, 0] == 1) & (labels[:, 1] == 0)).all():
             raise ValueError("every contrast id must have exactly one positive and one negative sample")
-        X = X[order]
-        return X[0::2] - X[1::2]
+        differences = X[order[0::2]]  # positives; no copy of all of X in contrast order
+        differences -= X[order[1::2]]
+        return differences
 
     def steerer_inputs(self, position: str = "response_avg") -> tuple[np.ndarray, np.ndarray, dict]:
         """``(X, y, metadata)`` ready for ``steerer.fit(X, y, **metadata)`` (3-D ``X``)."""

@@ -12,6 +12,14 @@ dimensions:
 and ``η²_effect = SS_effect / SS_total``. Per dimension this is the classical additive
 two-way ANOVA without replication, so the sums equal those of
 ``anova_lm(ols("value ~ C(pair) + C(question)"))`` added over dimensions.
+
+The (Q, P) grid is never formed: with ``N`` usable questions, ``S_q = Σ_p u_pq``,
+``T_p = Σ_q u_pq`` and ``G = Σ_q S_q``, and ``‖u_pq‖ = 1``,
+
+    SS_total = N P − ‖G‖² / (N P),   SS_prompt = Σ_p ‖T_p‖² / N − ‖G‖² / (N P),
+    SS_question = Σ_q ‖S_q‖² / P − ‖G‖² / (N P),
+
+so one pass over the unit differences gives the per-question and per-pair sums.
 """
 
 from __future__ import annotations
@@ -21,12 +29,13 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from steerkit.diagnostics.geometry import _check_ids, unit_differences
+from steerkit.diagnostics.geometry import _check_ids, group_sums, question_sums, unit_differences
 
 EFFECTS = ("prompt", "question", "interaction")
 _SHOWN_IDS = 10
-_TOTAL_RTOL = 1e-12
-"""SS_total below this × the number of cells is rounding noise: all unit vectors equal."""
+_TOTAL_RTOL = {np.dtype(np.float64): 1e-12, np.dtype(np.float32): 1e-4}
+"""SS_total below this × the number of cells is rounding noise of unit vectors of that dtype:
+all unit vectors equal."""
 
 
 def _cell_indices(question_ids: np.ndarray, instruction_ids: np.ndarray):
@@ -55,54 +64,67 @@ def _complete_questions(questions, q_index, pairs, p_index) -> np.ndarray:
             f"{questions.size} questions with missing cells ({(~present).sum()} cells missing), "
             f"question_ids: {dropped[:_SHOWN_IDS]}{' ...' if len(dropped) > _SHOWN_IDS else ''}",
             UserWarning,
-            stacklevel=4,  # the caller of anova_eta_squared
+            stacklevel=5,  # the caller of anova_eta_squared or geometry_report
         )
     return complete
 
 
-def _unit_grid(D, question_ids, instruction_ids):
-    """Unit differences on a complete grid.
+def _sums(units, valid, question_ids, instruction_ids, sums_by_question=None) -> dict[str, np.ndarray]:
+    """The sums the ANOVA needs, per layer, over complete questions that are usable there.
 
-    Returns ``grid`` (Q, P, L, d) float64 with questions lacking a cell dropped, and
-    ``usable`` (Q, L): the question has a non-zero difference under every pair at that layer.
-    Rows of questions that are not usable at a layer are zeroed there.
+    A question is usable at a layer when its difference is non-zero under every pair there.
+    ``sums_by_question`` may pass :func:`~steerkit.diagnostics.geometry.question_sums` of
+    these units (computed once for several statistics).
+
+    Returns ``{"squared_question_sums": Σ_q ‖S_q‖² (L,), "grand": G (L, d),
+    "pair_sums": T (P, L, d), "n_questions": N (L,)}`` and ``n_pairs``.
     """
-    units, valid = unit_differences(D)
     n = units.shape[0]
     question_ids = _check_ids(question_ids, n, "question_ids")
     instruction_ids = _check_ids(instruction_ids, n, "instruction_ids")
     questions, q_index, pairs, p_index = _cell_indices(question_ids, instruction_ids)
     complete = _complete_questions(questions, q_index, pairs, p_index)
-    rank = np.cumsum(complete) - 1  # new index of each kept question
-    keep = complete[q_index]
-    grid = np.zeros((int(complete.sum()), pairs.size) + units.shape[1:])
-    present = np.zeros(grid.shape[:3], dtype=bool)
-    if not keep.all():
-        units, valid, q_index, p_index = units[keep], valid[keep], q_index[keep], p_index[keep]
-    grid[rank[q_index], p_index] = units
-    present[rank[q_index], p_index] = valid
-    usable = present.all(axis=1)
-    grid *= usable[:, None, :, None]
-    return grid, usable
+    present = np.zeros((questions.size, pairs.size) + valid.shape[1:], dtype=bool)
+    present[q_index, p_index] = valid
+    usable = present.all(axis=1) & complete[:, None]  # (Q, L)
+    if sums_by_question is None:
+        sums_by_question = question_sums(units, valid, question_ids)[0]
+    weights = usable.astype(np.float64)
+    return {
+        "squared_question_sums": np.einsum("ql,qld,qld->l", weights, sums_by_question, sums_by_question),
+        "grand": np.einsum("ql,qld->ld", weights, sums_by_question),
+        "pair_sums": _usable_pair_sums(units, usable[q_index], p_index, pairs.size),
+        "n_questions": weights.sum(axis=0),
+        "n_pairs": pairs.size,
+    }
 
 
-def anova_sums_of_squares(grid: np.ndarray, usable: np.ndarray) -> dict[str, np.ndarray]:
-    """Sums of squares per layer of a (Q, P, L, d) grid, using the questions ``usable`` (Q, L).
+def _usable_pair_sums(units: np.ndarray, row_usable: np.ndarray, p_index: np.ndarray, n_pairs: int) -> np.ndarray:
+    """Per-pair sums (P, L, d) of the units whose question is usable at that layer.
+
+    ``row_usable`` (n, L); rows left out go to a spare group ``n_pairs`` that is dropped. One
+    pass over ``units``, plus one pass over a single layer for each layer that leaves out
+    some question (layer 0 of prompt-last differences, typically).
+    """
+    spare = np.where(row_usable.any(axis=1), p_index, n_pairs)
+    sums = group_sums(units, spare, n_pairs + 1)[:n_pairs]
+    for layer in np.flatnonzero((row_usable != row_usable.any(axis=1, keepdims=True)).any(axis=0)):
+        rows = np.where(row_usable[:, layer], p_index, n_pairs)
+        sums[:, layer] = group_sums(units[:, layer], rows, n_pairs + 1)[:n_pairs]
+    return sums
+
+
+def anova_sums_of_squares(sums: dict) -> dict[str, np.ndarray]:
+    """Sums of squares per layer from :func:`_sums` (see the module docstring).
 
     Returns ``{"total", "prompt", "question", "interaction", "n_questions"}``, each (L,).
     """
-    n_pairs = grid.shape[1]
-    n_questions = usable.sum(axis=0).astype(np.float64)  # (L,)
+    n_questions, n_pairs = sums["n_questions"], sums["n_pairs"]
     safe_q = np.maximum(n_questions, 1.0)
-    grand = grid.sum(axis=(0, 1)) / (safe_q * n_pairs)[:, None]  # (L, d)
-    pair_means = grid.sum(axis=0) / safe_q[:, None]  # (P, L, d)
-    question_means = grid.mean(axis=1)  # (Q, L, d)
-    # Σ‖u − ū‖² = Σ‖u‖² − N‖ū‖², without a grid-sized temporary (unused rows are zero)
-    total = np.einsum("qpld,qpld->l", grid, grid) - n_questions * n_pairs * np.einsum("ld,ld->l", grand, grand)
-    pair_dev = pair_means - grand
-    question_dev = (question_means - grand) * usable[..., None]
-    prompt = n_questions * np.einsum("pld,pld->l", pair_dev, pair_dev)
-    question = n_pairs * np.einsum("qld,qld->l", question_dev, question_dev)
+    grand_part = np.einsum("ld,ld->l", sums["grand"], sums["grand"]) / (safe_q * n_pairs)  # N P ‖ū‖²
+    total = n_questions * n_pairs - grand_part
+    prompt = np.einsum("pld,pld->l", sums["pair_sums"], sums["pair_sums"]) / safe_q - grand_part
+    question = sums["squared_question_sums"] / n_pairs - grand_part
     return {"total": total, "prompt": prompt, "question": question,
             "interaction": total - prompt - question, "n_questions": n_questions}
 
@@ -130,13 +152,20 @@ def anova_eta_squared(D, question_ids, instruction_ids) -> pd.DataFrame:
     has no unit vector, so its question is left out at that layer only (``n_questions``
     shows how many questions each layer used). A cell given twice raises ``ValueError``.
     """
-    grid, usable = _unit_grid(D, question_ids, instruction_ids)
-    ss = anova_sums_of_squares(grid, usable)
-    n_pairs = grid.shape[1]
+    units, valid, _ = unit_differences(D)
+    return anova_table(units, valid, question_ids, instruction_ids)
+
+
+def anova_table(units, valid, question_ids, instruction_ids, sums_by_question=None) -> pd.DataFrame:
+    """:func:`anova_eta_squared` of unit differences from
+    :func:`~steerkit.diagnostics.geometry.unit_differences` (see :func:`_sums`)."""
+    sums = _sums(units, valid, question_ids, instruction_ids, sums_by_question)
+    ss, n_pairs = anova_sums_of_squares(sums), sums["n_pairs"]
     n_cells = ss["n_questions"] * n_pairs
-    defined = (ss["n_questions"] >= 2) & (n_pairs >= 2) & (ss["total"] > _TOTAL_RTOL * n_cells)
+    rtol = _TOTAL_RTOL[units.dtype]
+    defined = (ss["n_questions"] >= 2) & (n_pairs >= 2) & (ss["total"] > rtol * n_cells)
     table = pd.DataFrame({
-        "layer": np.arange(usable.shape[1]),
+        "layer": np.arange(valid.shape[1]),
         "n_questions": ss["n_questions"].astype(int),
         "n_pairs": n_pairs,
     })

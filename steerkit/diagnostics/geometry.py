@@ -32,6 +32,8 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
+from steerkit.estimators.cluster import cosine_matrices
+
 if TYPE_CHECKING:
     from steerkit.activations import ActivationSet
 
@@ -51,9 +53,19 @@ TOP_K_LAYERS = 15
 
 
 # -- array helpers ----------------------------------------------------------------------------
+SUM_RUN = 32
+"""float32 rows are added in float32 in runs of at most this many rows of one group; the run
+totals are added in float64, so a sum over many rows keeps float64-like accuracy."""
+
+
 def as_layered(D) -> np.ndarray:
-    """``D`` as a float64 array of shape ``(n, n_layers, d)``; ``(n, d)`` becomes ``(n, 1, d)``."""
-    D = np.asarray(D, dtype=np.float64)
+    """``D`` as a floating array of shape ``(n, n_layers, d)``; ``(n, d)`` becomes ``(n, 1, d)``.
+
+    float32 and float64 arrays are kept as they are (no copy); other dtypes become float64.
+    """
+    D = np.asarray(D)
+    if D.dtype not in (np.float32, np.float64):
+        D = D.astype(np.float64)
     if D.ndim == 2:
         return D[:, None, :]
     if D.ndim != 3:
@@ -62,8 +74,8 @@ def as_layered(D) -> np.ndarray:
 
 
 def _norms(layered: np.ndarray) -> np.ndarray:
-    """Euclidean norms along the last axis without a full-size temporary."""
-    return np.sqrt(np.einsum("...d,...d->...", layered, layered))
+    """Euclidean norms along the last axis as float64, in one pass without a full-size temporary."""
+    return np.sqrt(np.einsum("...d,...d->...", layered, layered)).astype(np.float64, copy=False)
 
 
 def _check_ids(ids, n: int, name: str) -> np.ndarray:
@@ -73,41 +85,77 @@ def _check_ids(ids, n: int, name: str) -> np.ndarray:
     return ids
 
 
-def unit_differences(D) -> tuple[np.ndarray, np.ndarray]:
-    """Unit-normalised difference vectors and which of them have a direction.
+def unit_differences(D, *, overwrite: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Unit-normalised difference vectors, which of them have a direction, and their norms.
 
     Parameters
     ----------
     D : array of shape (n, n_layers, d) or (n, d)
+    overwrite : normalise ``D`` in place (it must then be a float32 or float64 array) instead
+        of writing a new array.
 
     Returns
     -------
-    units : float64 array of shape (n, n_layers, d)
+    units : array of shape (n, n_layers, d), float32 for float32 input, else float64
         ``d / ‖d‖``; all-zero where ``‖d‖ = 0``.
     valid : bool array of shape (n, n_layers)
         ``‖d‖ > 0``.
+    norms : float64 array of shape (n, n_layers)
+        ``‖d‖`` in activation units.
     """
-    units = np.array(as_layered(D), dtype=np.float64)  # own copy, normalised in place
-    norms = _norms(units)
+    layered = as_layered(D)
+    norms = _norms(layered)
     valid = norms > 0
-    np.divide(units, norms[..., None], out=units, where=valid[..., None])
-    return units, valid
+    units = layered if overwrite else np.empty_like(layered)
+    np.divide(layered, np.where(valid, norms, 1.0).astype(layered.dtype)[..., None], out=units)
+    units[~valid] = 0.0  # underflowing float32 norms
+    return units, valid, norms
 
 
 def difference_norms(D) -> np.ndarray:
-    """Euclidean norms ``‖d‖`` in activation units, shape ``(n, n_layers)``."""
+    """Euclidean norms ``‖d‖`` in activation units, float64 of shape ``(n, n_layers)``."""
     return _norms(as_layered(D))
 
 
-def group_sums(values: np.ndarray, groups: np.ndarray, n_groups: int) -> np.ndarray:
-    """Sum of ``values`` (n, ...) over the rows of each group, shape ``(n_groups, ...)``.
+def _run_keys(groups: np.ndarray, n_groups: int) -> tuple[np.ndarray, np.ndarray]:
+    """Split each group's rows, in order, into runs of at most ``SUM_RUN`` rows.
 
-    ``groups`` (n,) holds integer codes in ``range(n_groups)``. Linear in ``n``.
+    Returns the run of each row (n,) and the group of each run (n_runs,), runs numbered
+    group by group.
+    """
+    counts = np.bincount(groups, minlength=n_groups)
+    order = np.argsort(groups, kind="stable")
+    rank = np.empty(groups.size, dtype=np.intp)
+    rank[order] = np.arange(groups.size) - np.repeat(np.cumsum(counts) - counts, counts)
+    runs_per_group = -(-counts // SUM_RUN)
+    first_run = np.cumsum(runs_per_group) - runs_per_group
+    return first_run[groups] + rank // SUM_RUN, np.repeat(np.arange(n_groups), runs_per_group)
+
+
+def _indicator(rows: np.ndarray, n_rows: int, dtype) -> sparse.csr_array:
+    """Sparse ``(n_rows, rows.size)`` matrix with a one at ``(rows[i], i)``."""
+    return sparse.csr_array((np.ones(rows.size, dtype=dtype), (rows, np.arange(rows.size))), shape=(n_rows, rows.size))
+
+
+def group_sums(values: np.ndarray, groups: np.ndarray, n_groups: int) -> np.ndarray:
+    """Sum of ``values`` (n, ...) over the rows of each group, float64 of shape ``(n_groups, ...)``.
+
+    ``groups`` (n,) holds integer codes in ``range(n_groups)``. Linear in ``n``. float32 values
+    are read once without a float64 copy: rows are added in runs of at most ``SUM_RUN`` rows
+    in float32, the run totals in float64.
     """
     n = values.shape[0]
-    onehot = sparse.csr_array((np.ones(n), (groups, np.arange(n))), shape=(n_groups, n))
-    flat = values.reshape(n, -1).astype(np.float64, copy=False)
-    return np.asarray(onehot @ flat).reshape((n_groups,) + values.shape[1:])
+    flat = values.reshape(n, -1)
+    if flat.dtype != np.float32:
+        sums = _indicator(groups, n_groups, np.float64) @ flat.astype(np.float64, copy=False)
+    else:
+        run_of_row, group_of_run = _run_keys(groups, n_groups)
+        run_sums = _indicator(run_of_row, group_of_run.size, np.float32) @ flat
+        if group_of_run.size == n_groups:  # one run per group: the run totals are the sums
+            sums = run_sums.astype(np.float64)
+        else:
+            sums = _indicator(group_of_run, n_groups, np.float64) @ run_sums.astype(np.float64)
+    return np.asarray(sums).reshape((n_groups,) + values.shape[1:])
 
 
 def _mean_pairwise_cosine(sums: np.ndarray, counts: np.ndarray) -> np.ndarray:
@@ -145,8 +193,36 @@ def alignment(D) -> np.ndarray:
         Mean of ``cos(d_i, d_j)`` over all pairs ``i < j`` of non-zero differences, in
         [-1, 1]; NaN on layers with fewer than two non-zero differences.
     """
-    units, valid = unit_differences(D)
-    return _mean_pairwise_cosine(units.sum(axis=0), valid.sum(axis=0).astype(np.float64))
+    return alignment_of_units(*unit_differences(D)[:2])
+
+
+def alignment_of_units(units: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """:func:`alignment` (n_layers,) from :func:`unit_differences`' ``units`` and ``valid``."""
+    total = group_sums(units, np.zeros(units.shape[0], dtype=np.intp), 1)[0]
+    return _mean_pairwise_cosine(total, valid.sum(axis=0).astype(np.float64))
+
+
+def question_sums(units: np.ndarray, valid: np.ndarray, question_ids) -> tuple[np.ndarray, np.ndarray]:
+    """Per-question sums of unit differences and counts of non-zero ones.
+
+    Parameters
+    ----------
+    units, valid : from :func:`unit_differences`, shapes (n, n_layers, d) and (n, n_layers).
+    question_ids : array of shape (n,)
+
+    Returns
+    -------
+    sums : float64 array of shape (Q, n_layers, d), questions in ``np.unique`` order
+    counts : float64 array of shape (Q, n_layers)
+    """
+    labels, groups = np.unique(_check_ids(question_ids, units.shape[0], "question_ids"), return_inverse=True)
+    return group_sums(units, groups, labels.size), group_sums(valid, groups, labels.size)
+
+
+def agreement_from_sums(sums: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """γ per layer (n_layers,) from :func:`question_sums`: the unweighted mean over questions
+    of their mean pairwise cosine, over questions with at least two non-zero differences."""
+    return _nanmean(_mean_pairwise_cosine(sums, counts), axis=0)
 
 
 def within_question_agreement(D, question_ids) -> np.ndarray:
@@ -165,11 +241,8 @@ def within_question_agreement(D, question_ids) -> np.ndarray:
     float64 array of shape (n_layers,)
         NaN on layers where no question has two non-zero differences.
     """
-    units, valid = unit_differences(D)
-    labels, groups = np.unique(_check_ids(question_ids, units.shape[0], "question_ids"), return_inverse=True)
-    sums = group_sums(units, groups, labels.size)
-    counts = group_sums(valid, groups, labels.size)
-    return _nanmean(_mean_pairwise_cosine(sums, counts), axis=0)
+    units, valid, _ = unit_differences(D)
+    return agreement_from_sums(*question_sums(units, valid, question_ids))
 
 
 def granularity_ratio(gamma, align, *, min_alignment: float = MIN_ALIGNMENT) -> np.ndarray:
@@ -270,10 +343,7 @@ def pair_cosines(D, instruction_ids) -> np.ndarray:
     """
     layered = as_layered(D)
     labels, groups = np.unique(_check_ids(instruction_ids, layered.shape[0], "instruction_ids"), return_inverse=True)
-    sums = group_sums(layered, groups, labels.size)  # same direction as the means
-    norms = np.linalg.norm(sums, axis=-1, keepdims=True)
-    units = np.divide(sums, norms, out=np.full(sums.shape, np.nan), where=norms > 0)
-    return np.clip(np.einsum("pld,qld->lpq", units, units), -1.0, 1.0)
+    return cosine_matrices(group_sums(layered, groups, labels.size), undefined=np.nan)  # sums: the means' directions
 
 
 def block_structure(cosines, low: float = BLOCK_LOW, high: float = BLOCK_HIGH) -> np.ndarray:
@@ -390,22 +460,31 @@ def geometry_report(
     low, high : block-structure cosine thresholds.
     min_alignment : granularity is undefined where 𝒜^PL ≤ this.
     """
-    from steerkit.diagnostics.anova import anova_eta_squared
+    from steerkit.diagnostics.anova import anova_table
 
     contrasts = activation_set.contrasts()
     question_ids = contrasts["question_id"].to_numpy()
     instruction_ids = contrasts["instruction_id"].to_numpy()
-    d_pl, d_ra = activation_set.differences(pl), activation_set.differences(ra)
+    d_pl = activation_set.differences(pl)  # a new array, ours to normalise in place
     n_layers = d_pl.shape[1]
     used = _summary_layers(n_layers, skip_embedding)
 
-    align_pl, align_ra = alignment(d_pl), alignment(d_ra)
-    gamma_pl = within_question_agreement(d_pl, question_ids)
+    units_pl, valid_pl, _ = unit_differences(d_pl, overwrite=True)
+    sums_pl, counts_pl = question_sums(units_pl, valid_pl, question_ids)
+    align_pl = alignment_of_units(units_pl, valid_pl)
+    del d_pl, units_pl
+    gamma_pl = agreement_from_sums(sums_pl, counts_pl)
     granularity_pl = granularity_ratio(gamma_pl, align_pl, min_alignment=min_alignment)
-    cv_ra = magnitude_cv(d_ra)
-    cosines = pair_cosines(d_ra, instruction_ids)
+    del sums_pl
+
+    d_ra = activation_set.differences(ra)
+    cosines = pair_cosines(d_ra, instruction_ids)  # of the raw differences, before normalising them
     blocks = block_structure(cosines, low, high)
-    anova = anova_eta_squared(d_ra, question_ids, instruction_ids)
+    units_ra, valid_ra, norms_ra = unit_differences(d_ra, overwrite=True)
+    sums_ra = question_sums(units_ra, valid_ra, question_ids)[0]
+    align_ra = alignment_of_units(units_ra, valid_ra)
+    cv_ra = norm_cv(norms_ra)
+    anova = anova_table(units_ra, valid_ra, question_ids, instruction_ids, sums_ra)
 
     table = pd.DataFrame({
         "layer": np.arange(n_layers),
@@ -437,7 +516,7 @@ def geometry_report(
     }
     return GeometryReport(
         layers=table, summary=summary, pair_cosines=cosines, pair_ids=np.unique(instruction_ids), anova=anova,
-        magnitudes=difference_norms(d_ra), positions=(pl, ra), block_thresholds=(low, high),
+        magnitudes=norms_ra, positions=(pl, ra), block_thresholds=(low, high),
     )
 
 

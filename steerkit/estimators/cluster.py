@@ -35,20 +35,29 @@ def group_statistics(
     return np.tensordot(one_hot, layered, axes=1), one_hot.sum(axis=1)
 
 
-def cosine_matrices(means: np.ndarray) -> np.ndarray:
+def cosine_matrices(means: np.ndarray, *, undefined: float = 0.0) -> np.ndarray:
     """Cosine similarity between group means, per layer.
+
+    The one implementation of the per-instruction-pair cosine matrix, also behind
+    ``steerkit.diagnostics.pair_cosines``.
 
     Parameters
     ----------
     means : ndarray of shape (n_groups, n_layers, d)
+        Group means (or sums: only their directions matter).
+    undefined : float, default=0.0
+        Value in the row and column of a zero mean, its diagonal entry included.
 
     Returns
     -------
     ndarray of shape (n_layers, n_groups, n_groups)
-        A zero mean has cosine 0 with every group, itself included.
+        Cosines, clipped to [-1, 1].
     """
     units = unit_vectors(means).transpose(1, 0, 2)
-    return units @ units.transpose(0, 2, 1)
+    cosines = np.clip(units @ units.transpose(0, 2, 1), -1.0, 1.0)
+    zero = ~units.any(axis=-1)
+    cosines[zero[:, :, None] | zero[:, None, :]] = undefined
+    return cosines
 
 
 def subset_members(n_groups: int) -> np.ndarray:

@@ -23,6 +23,7 @@ from steerkit.diagnostics import (
     profile_correlation,
     within_question_agreement,
 )
+from steerkit.diagnostics.geometry import group_sums, unit_differences
 
 N_QUESTIONS, N_PAIRS = 4, 5
 
@@ -286,3 +287,69 @@ def test_report_can_keep_embedding_layer():
     report = geometry_report(synthetic_activation_set(), skip_embedding=False)
     assert report.layers["in_summary"].all()
     assert report.summary["block_structure_share"] == 1.0
+
+
+# -- float32 fast path ------------------------------------------------------------------------
+FLOAT32_ATOL = 1e-5
+"""float32 statistics against float64 ones: cosines and their means agree to this (absolute)."""
+
+
+def float64_statistics(D, questions, pairs):
+    """Straightforward float64 alignment, γ, pair cosines and magnitude CV, with n × n matrices."""
+    units = D / np.linalg.norm(D, axis=-1, keepdims=True)
+    gram = np.einsum("ild,jld->lij", units, units)
+
+    def mean_off_diagonal(rows):
+        block = gram[:, rows][:, :, rows]
+        k = block.shape[-1]
+        return (block.sum(axis=(1, 2)) - np.trace(block, axis1=1, axis2=2)) / (k * (k - 1))
+
+    means = np.stack([D[pairs == p].mean(0) for p in np.unique(pairs)])
+    mean_units = means / np.linalg.norm(means, axis=-1, keepdims=True)
+    norms = np.linalg.norm(D, axis=-1)
+    return {"alignment": mean_off_diagonal(np.arange(D.shape[0])),
+            "gamma": np.mean([mean_off_diagonal(np.flatnonzero(questions == q)) for q in np.unique(questions)], axis=0),
+            "pair_cosines": np.einsum("pld,qld->lpq", mean_units, mean_units), "cv": norms.std(0) / norms.mean(0)}
+
+
+def test_float32_input_is_computed_in_float32_and_matches_float64():
+    rng = np.random.default_rng(8)
+    questions, pairs = grid_ids(n_questions=60)
+    D = (rng.normal(size=(1, 3, 64)) + rng.normal(size=(60, 3, 64))[questions] + rng.normal(size=(5, 3, 64))[pairs]
+         + rng.normal(size=(questions.size, 3, 64))).astype(np.float32)
+    assert unit_differences(D)[0].dtype == np.float32
+    expected = float64_statistics(D.astype(np.float64), questions, pairs)
+    np.testing.assert_allclose(alignment(D), expected["alignment"], atol=FLOAT32_ATOL)
+    np.testing.assert_allclose(within_question_agreement(D, questions), expected["gamma"], atol=FLOAT32_ATOL)
+    np.testing.assert_allclose(pair_cosines(D, pairs), expected["pair_cosines"], atol=FLOAT32_ATOL)
+    np.testing.assert_allclose(magnitude_cv(D), expected["cv"], rtol=FLOAT32_ATOL)
+
+
+def test_group_sums_of_float32_need_no_float64_copy_and_keep_float64_accuracy():
+    values = np.full((100_000, 64), 0.1, dtype=np.float32)
+    groups = np.arange(values.shape[0]) % 2
+    tracemalloc.start()
+    try:
+        sums = group_sums(values, groups, 2)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < values.nbytes / 2  # a float64 copy would be 2 × values.nbytes
+    assert sums.dtype == np.float64
+    np.testing.assert_allclose(sums, 50_000 * np.float64(np.float32(0.1)), rtol=1e-6)  # float32 running sum: 1e-3 off
+
+
+def test_float32_report_does_not_copy_activations_to_float64():
+    n, rng = 2_000, np.random.default_rng(9)
+    big = ActivationSet({name: rng.normal(size=(2 * n, 4, 256)).astype(np.float32)
+                         for name in ("prompt_last", "response_avg")},
+                        y=np.r_[np.ones(n), np.zeros(n)], question_ids=np.tile(np.arange(n) // 5, 2),
+                        instruction_ids=np.tile(np.arange(n) % 5, 2), contrast_ids=np.tile(np.arange(n), 2))
+    one_position = n * 4 * 256 * 4  # bytes of one position's float32 differences
+    tracemalloc.start()
+    try:
+        geometry_report(big)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 2.5 * one_position  # a float64 copy alone would be 2 ×
