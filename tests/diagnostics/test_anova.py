@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import tracemalloc
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -99,3 +101,36 @@ def test_repeated_cells_raise_and_degenerate_grids_give_nan():
     assert np.isnan(anova_eta_squared(identical, questions, pairs).eta2_question).all()
     with pytest.raises(ValueError, match="shape"):
         anova_eta_squared(D, questions[:-1], pairs)
+
+
+def float64_grid_sums_of_squares(D, questions, pairs):
+    """Straightforward float64 ANOVA on the explicit (Q, P, L, d) grid of unit differences."""
+    units = D / np.linalg.norm(D, axis=-1, keepdims=True)
+    grid = np.zeros((questions.max() + 1, pairs.max() + 1) + D.shape[1:])
+    grid[questions, pairs] = units
+    grand = grid.mean(axis=(0, 1))
+    n_questions, n_pairs = grid.shape[:2]
+    total = ((grid - grand) ** 2).sum(axis=(0, 1, 3))
+    prompt = n_questions * ((grid.mean(axis=0) - grand) ** 2).sum(axis=(0, 2))
+    question = n_pairs * ((grid.mean(axis=1) - grand) ** 2).sum(axis=(0, 2))
+    return {"total": total, "prompt": prompt, "question": question, "interaction": total - prompt - question}
+
+
+def test_float32_differences_need_no_float64_grid_and_match_it():
+    rng = np.random.default_rng(6)
+    questions, pairs = grid(n_questions=200)
+    D = (rng.normal(size=(200, 3, 256))[questions] + rng.normal(size=(N_PAIRS, 3, 256))[pairs]
+         + rng.normal(size=(questions.size, 3, 256))).astype(np.float32)
+    order = rng.permutation(questions.size)
+    D, questions, pairs = D[order], questions[order], pairs[order]
+    tracemalloc.start()
+    try:
+        table = anova_eta_squared(D, questions, pairs)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 2 * D.nbytes  # float64 units alone would be 2 ×, with the float64 grid 4 ×
+    expected = float64_grid_sums_of_squares(D.astype(np.float64), questions, pairs)
+    cells = questions.size
+    for effect, values in expected.items():  # SS per cell lie in [0, 2]: an absolute tolerance per cell
+        np.testing.assert_allclose(table[f"ss_{effect}"] / cells, values / cells, atol=1e-5)

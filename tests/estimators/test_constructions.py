@@ -563,3 +563,20 @@ def test_cluster_default_rescales_to_the_pv_norm():
     np.testing.assert_allclose(np.linalg.norm(scaled.vector_), np.linalg.norm(differences.mean(0)), rtol=1e-12)
     with pytest.raises(ValueError, match="scale must be"):
         ClusterSteerer(scale="unit").fit(differences)
+
+
+def test_cosine_matrices_is_the_one_pair_cosine_matrix_of_cluster_and_diagnostics():
+    from steerkit.diagnostics import pair_cosines
+    from steerkit.estimators.cluster import cosine_matrices
+
+    rng = np.random.default_rng(18)
+    groups = np.repeat(np.arange(4), 3)
+    differences = rng.normal(size=(12, 2, 5))
+    differences[groups == 3, 1] = 0.0  # group 3 has no mean direction at layer 1
+    steerer = ClusterSteerer().fit(differences, instruction_ids=groups)
+    diagnostics = pair_cosines(differences, groups)
+    np.testing.assert_allclose(diagnostics[0], steerer.group_cosines_[0], atol=1e-12)
+    assert np.isnan(diagnostics[1, 3]).all() and np.isnan(diagnostics[1, :, 3]).all()
+    assert (steerer.group_cosines_[1, 3] == 0).all() and (steerer.group_cosines_[1, :, 3] == 0).all()
+    means = np.stack([differences[groups == g].mean(0) for g in range(4)])
+    np.testing.assert_allclose(cosine_matrices(means, undefined=np.nan), diagnostics, atol=1e-12)
