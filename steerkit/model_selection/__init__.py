@@ -3,6 +3,7 @@
 from steerkit.model_selection._cache import EvaluationCache, config_key
 from steerkit.model_selection._efficiency import best_so_far, search_efficiency, trials_to_fraction
 from steerkit.model_selection._grid import GridSearchSteer
+from steerkit.model_selection._optuna import OptunaSearchSteer
 from steerkit.model_selection._space import GRACE_COEFFICIENTS, grace_grid, grace_space
 from steerkit.model_selection._split import QuestionKFold
 from steerkit.model_selection._tpe import TPESearchSteer
@@ -12,6 +13,7 @@ __all__ = [
     "EvaluationCache",
     "GRACE_COEFFICIENTS",
     "GridSearchSteer",
+    "OptunaSearchSteer",
     "QuestionKFold",
     "TPESearchSteer",
     "best_so_far",

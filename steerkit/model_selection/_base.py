@@ -1,4 +1,12 @@
-"""Shared machinery of the steering searches: evaluation, caching, results, refit."""
+"""Shared machinery of the steering searches: the base evaluates, subclasses propose.
+
+As in scikit-learn's ``BaseSearchCV``, :class:`BaseSearchSteer` owns fitting, judging,
+caching, joblib, results and refit; a subclass implements ``_run_search(evaluate_candidates)``
+and only proposes candidates. ``evaluate_candidates`` judges a *batch* of configurations: each
+is fitted (cheap: steerers average activations), then all their answers come from one
+per-row-steered ``generate`` call (each row carries its configuration's interventions), and
+each configuration's answers are judged as ``scoring.evaluate`` would judge them.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +15,9 @@ import warnings
 
 import numpy as np
 import pandas as pd
+from joblib import Parallel, delayed
 from sklearn.base import BaseEstimator, clone
+from tqdm.auto import tqdm
 
 from steerkit.model_selection._cache import EvaluationCache, config_key, data_fingerprint, judge_fingerprint, param_label
 from steerkit.model_selection._efficiency import best_so_far, trials_to_fraction
@@ -24,6 +34,13 @@ def check_scoring(scoring):
     return scoring
 
 
+def check_n_batch(n_batch) -> int:
+    """``n_batch`` as a positive int; a ValueError naming the option otherwise."""
+    if isinstance(n_batch, bool) or not isinstance(n_batch, (int, np.integer)) or n_batch < 1:
+        raise ValueError(f"n_batch must be a positive integer (configurations generated together), got {n_batch!r}")
+    return int(n_batch)
+
+
 def configured(estimator, params: dict):
     """``clone(estimator)`` with ``params`` set; estimator-valued params are cloned too, so the
     objects in a search space are never mutated by nested settings (``steerer__coefficient``)."""
@@ -31,24 +48,67 @@ def configured(estimator, params: dict):
     return clone(estimator).set_params(**fresh)
 
 
-def evaluate_config(estimator, params: dict, activations, questions: list[str], scoring) -> tuple[pd.DataFrame, float]:
-    """Fit ``clone(estimator).set_params(**params)`` on ``activations``, answer and judge.
+def _shared_generation(models: list) -> tuple | None:
+    """``(language model, max_new_tokens, batch_size)`` when every fitted model can answer in
+    one per-row-steered ``generate`` call (each has ``interventions()``, all share the language
+    model and answer length); None otherwise."""
+    if not all(hasattr(m, "interventions") and hasattr(m, "model") for m in models):
+        return None
+    first = models[0]
+    if any(m.model is not first.model or m.max_new_tokens != first.max_new_tokens for m in models):
+        return None
+    return first.model, first.max_new_tokens, min(m.batch_size for m in models)
 
-    Returns the judged table (one row per question, ``RESPONSE_COLUMNS``) and the seconds
-    it took.
+
+def _answers(models: list, questions: list[list[str]]) -> list[list[str]] | None:
+    """Answers of ``models[k]`` to ``questions[k]`` from ONE per-row-steered generation (chunked
+    by the estimators' ``batch_size``); None when the models cannot share one (see
+    :func:`_shared_generation`)."""
+    shared = _shared_generation(models)
+    if shared is None:
+        return None
+    lm, max_new_tokens, batch_size = shared
+    rows = [q for qs in questions for q in qs]
+    per_row = [m.interventions() for m, qs in zip(models, questions) for _ in qs]
+    flat = lm.generate(rows, max_new_tokens=max_new_tokens, batch_size=batch_size, interventions=per_row)
+    bounds = np.cumsum([0] + [len(qs) for qs in questions])
+    return [list(flat[start:stop]) for start, stop in zip(bounds[:-1], bounds[1:])]
+
+
+def evaluate_batch(estimator, configurations: list[dict], activations, questions: list[list[str]],
+                   scoring) -> tuple[list[pd.DataFrame], float]:
+    """Fit ``configured(estimator, configurations[k])`` on ``activations``, answer
+    ``questions[k]`` and judge, for every ``k``.
+
+    One configuration, or estimators without ``interventions()`` (a prompting baseline, a
+    user's estimator), are judged one at a time with ``scoring.evaluate``; otherwise all answers
+    come from one per-row-steered generation and each configuration's answers are judged with
+    ``scoring.score_responses``, as ``evaluate`` does. Returns the judged tables (one row per
+    question, ``RESPONSE_COLUMNS``) and the seconds the whole batch took.
     """
     start = time.perf_counter()
-    model = configured(estimator, params).fit(activations)
-    table = scoring.evaluate(model, questions)
-    return table, time.perf_counter() - start
+    models = [configured(estimator, params).fit(activations) for params in configurations]
+    answers = _answers(models, questions) if len(models) > 1 else None
+    if answers is None:
+        tables = [scoring.evaluate(model, qs) for model, qs in zip(models, questions)]
+    else:
+        tables = [scoring.score_responses(qs, responses) for qs, responses in zip(questions, answers)]
+    return tables, time.perf_counter() - start
 
 
 class BaseSearchSteer(BaseEstimator):
-    """Common parts of :class:`GridSearchSteer` and :class:`TPESearchSteer`.
+    """Common parts of the searches (:class:`GridSearchSteer`, :class:`OptunaSearchSteer`).
 
-    Subclasses implement ``_run(activations, questions) -> list[dict]`` returning one record
-    per trial (in trial order) with keys ``params``, ``table`` (judged rows for the questions
-    answered, possibly fewer when pruned), ``seconds``, ``cached``, ``state``.
+    A subclass implements ``_run_search(evaluate_candidates)``: it proposes parameter dicts and
+    calls ``evaluate_candidates(candidates, subset=None)``, which judges them on the questions
+    given to ``fit`` (or on a ``subset`` of them, e.g. a pruner's first chunk; see
+    :meth:`_evaluate_candidates`) and returns one record per candidate. A search whose trials
+    live elsewhere (the Optuna study, which also holds trials of earlier runs and of other
+    workers) overrides :meth:`_trials`.
+
+    A record is a dict with ``params``, ``table`` (judged rows, possibly for fewer questions
+    when pruned), ``seconds``, ``cached`` and ``state`` (``"complete"``, ``"pruned"``,
+    ``"failed"``).
     """
 
     def _prepare(self, activations, questions):
@@ -56,9 +116,11 @@ class BaseSearchSteer(BaseEstimator):
         if not questions:
             raise ValueError("fit needs at least one evaluation question")
         check_scoring(self.scoring)
+        check_n_batch(self.n_batch)
         if self.estimator is None:
             raise ValueError("a search needs an estimator, e.g. SteeredModel(model, PVSteerer())")
         self._cache_ = self.cache if self.cache is not None else EvaluationCache()
+        self._fit_questions_ = questions
         self._context_ = {"activations": data_fingerprint(activations), "judge": judge_fingerprint(self.scoring)}
         cv = check_question_cv(self.cv)
         return questions, (list(cv.split(questions)) if cv is not None else None)
@@ -89,7 +151,14 @@ class BaseSearchSteer(BaseEstimator):
             and each configuration gets one score per held-out fold.
         """
         questions, splits = self._prepare(activations, questions)
-        records = self._run(activations, questions)
+        self._evaluated_: list[dict] = []
+
+        def evaluate_candidates(candidates, subset=None) -> list[dict]:
+            return self._evaluate_candidates(list(candidates), activations,
+                                             questions if subset is None else list(subset))
+
+        self._run_search(evaluate_candidates)
+        records = self._trials()
         self.cv_results_ = self._results(records, questions, splits)
         self.history_ = self._history(records)
         self.n_splits_ = len(splits) if splits else 1
@@ -102,6 +171,44 @@ class BaseSearchSteer(BaseEstimator):
         if self.refit:
             self.best_estimator_ = configured(self.estimator, self.best_params_).fit(activations)
         return self
+
+    def _run_search(self, evaluate_candidates) -> None:
+        """Propose candidates: call ``evaluate_candidates(list of param dicts[, subset])``."""
+        raise NotImplementedError("a search implements _run_search(evaluate_candidates)")
+
+    def _trials(self) -> list[dict]:
+        """The records the results are made of: by default every evaluated candidate, in order."""
+        return self._evaluated_
+
+    def _evaluate_candidates(self, candidates: list[dict], activations, questions: list[str]) -> list[dict]:
+        """Judge every candidate on ``questions``; returns (and remembers) one record each.
+
+        Answers already in the cache are not generated again. The configurations still to
+        answer go in batches of ``n_batch`` (one generation each, see :func:`evaluate_batch`),
+        batches over ``n_jobs`` joblib workers. A record's ``seconds`` is its share of its
+        batch's time; ``cached`` is True when nothing was generated for it (a repeat included).
+        """
+        keys = [self._key(params) for params in candidates]
+        todo = {key: params for key, params in zip(keys, candidates) if self._cache_.missing(key, questions)}
+        batches = [list(todo)[start:start + self.n_batch] for start in range(0, len(todo), self.n_batch)]
+        jobs = (delayed(evaluate_batch)(self.estimator, [todo[key] for key in batch], activations,
+                                        [self._cache_.missing(key, questions) for key in batch], self.scoring)
+                for batch in batches)
+        results = Parallel(n_jobs=self.n_jobs, return_as="generator")(jobs)
+        fresh_seconds = {}
+        bar = tqdm(zip(batches, results), total=len(batches), desc=f"{type(self).__name__} batches", unit="batch",
+                   disable=not self.progress or len(batches) < 2)
+        for batch, (tables, seconds) in bar:
+            for key, table in zip(batch, tables):
+                self._cache_.store(key, table)
+                fresh_seconds[key] = seconds / len(batch)
+        records = []
+        for params, key in zip(candidates, keys):
+            seconds = fresh_seconds.pop(key, None)  # a repeat within the call: generated once, then cached
+            records.append({"params": params, "table": self._cache_.table(key, questions),
+                            "seconds": seconds or 0.0, "cached": seconds is None, "state": "complete"})
+        self._evaluated_.extend(records)
+        return records
 
     def _best_index(self, scores: np.ndarray) -> int:
         if callable(self.refit):

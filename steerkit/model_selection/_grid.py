@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from joblib import Parallel, delayed
 from sklearn.model_selection import ParameterGrid
-from tqdm.auto import tqdm
 
-from steerkit.model_selection._base import BaseSearchSteer, evaluate_config
+from steerkit.model_selection._base import BaseSearchSteer
 
 
 class GridSearchSteer(BaseSearchSteer):
@@ -24,7 +22,11 @@ class GridSearchSteer(BaseSearchSteer):
     cv : ``None``, an int (``QuestionKFold``) or a question splitter.
     refit : refit the best configuration as ``best_estimator_`` (or a callable
         ``cv_results_ -> index``).
-    n_jobs : joblib workers over configurations (processes; each loads the model once).
+    n_batch : configurations answered together, in one per-row-steered generation (each
+        row steered by its own configuration; estimators without ``interventions()`` answer
+        one at a time). Scores equal one-at-a-time evaluation; larger batches amortise the
+        per-token cost of generation.
+    n_jobs : joblib workers over batches (processes; each loads the model once).
     cache : an :class:`EvaluationCache` to share judged answers between searches.
     progress : show a progress bar.
 
@@ -33,19 +35,21 @@ class GridSearchSteer(BaseSearchSteer):
     cv_results_ : dict of arrays (``pandas.DataFrame(search.cv_results_)``), one row per
         configuration: ``params``, ``param_*``, ``split*_test_score``, ``mean_test_score``,
         ``std_test_score``, ``rank_test_score``, ``mean_concept``, ``mean_coherence``,
-        ``n_missing``, ``seconds``, ``cached``, ``state``.
+        ``n_missing``, ``seconds`` (a batch's time shared among its configurations),
+        ``cached``, ``state``.
     best_params_, best_score_, best_index_, best_estimator_, n_splits_ : as in sklearn.
     history_ : DataFrame of trials in evaluation order with ``score`` and ``best_so_far``.
     """
 
     def __init__(self, estimator=None, param_grid=None, scoring=None, *, layers=None, cv=None, refit=True,
-                 n_jobs=None, cache=None, progress=True):
+                 n_batch=1, n_jobs=None, cache=None, progress=True):
         self.estimator = estimator
         self.param_grid = param_grid
         self.scoring = scoring
         self.layers = layers
         self.cv = cv
         self.refit = refit
+        self.n_batch = n_batch
         self.n_jobs = n_jobs
         self.cache = cache
         self.progress = progress
@@ -56,30 +60,5 @@ class GridSearchSteer(BaseSearchSteer):
         grids = self.param_grid if isinstance(self.param_grid, list) else [self.param_grid]
         return list(ParameterGrid([self._apply_layers(dict(g)) for g in grids]))
 
-    def _run(self, activations, questions: list[str]) -> list[dict]:
-        candidates = self._candidates()
-        todo = {}
-        for params in candidates:
-            key = self._key(params)
-            if key not in todo and self._cache_.missing(key, questions):
-                todo[key] = params
-        fresh_seconds = {}
-        if todo:
-            jobs = (delayed(evaluate_config)(self.estimator, params, activations,
-                                             self._cache_.missing(key, questions), self.scoring)
-                    for key, params in todo.items())
-            results = Parallel(n_jobs=self.n_jobs, return_as="generator")(jobs)
-            bar = tqdm(zip(todo, results), total=len(todo), desc="grid search", unit="config", disable=not self.progress)
-            for key, (table, seconds) in bar:
-                self._cache_.store(key, table)
-                fresh_seconds[key] = seconds
-        records, seen = [], set()
-        for params in candidates:
-            key = self._key(params)
-            records.append({
-                "params": params, "table": self._cache_.table(key, questions),
-                "seconds": fresh_seconds.get(key, 0.0) if key not in seen else 0.0,
-                "cached": key not in fresh_seconds or key in seen, "state": "complete",
-            })
-            seen.add(key)
-        return records
+    def _run_search(self, evaluate_candidates) -> None:
+        evaluate_candidates(self._candidates())
