@@ -111,7 +111,12 @@ class OpenAICompatibleClient:
                  timeout: float = 60, max_retries: int = 4, backoff: float = 1.0):
         self.model = model
         self.base_url = (base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
-        if httpx.URL(self.base_url).scheme not in ("http", "https"):
+        try:
+            scheme = httpx.URL(self.base_url).scheme
+        except httpx.InvalidURL as error:
+            raise EndpointError(f"base URL {redact(self.base_url)!r} is not a valid URL ({error}); check "
+                                "OPENAI_BASE_URL or the base URL option") from None
+        if scheme not in ("http", "https"):
             raise EndpointError(
                 f"base URL {redact(self.base_url)!r} must start with http:// or https:// "
                 "(e.g. http://localhost:8000/v1); check OPENAI_BASE_URL or the base URL option"
@@ -125,6 +130,11 @@ class OpenAICompatibleClient:
         self.timeout = timeout
         self.max_retries = max_retries
         self.backoff = backoff
+        self._http: httpx.Client | None = None  # one connection pool per client, made on first use
+
+    def __getstate__(self) -> dict:
+        # A pickled client (e.g. sent to a joblib worker) opens its own connections.
+        return {**self.__dict__, "_http": None}
 
     def __repr__(self) -> str:
         return f"OpenAICompatibleClient({self.model!r}, base_url={redact(self.base_url)!r})"
@@ -155,10 +165,23 @@ class OpenAICompatibleClient:
             )
         choice = choices[0]
         text = (choice.get("message") or {}).get("content") or ""
-        content = (choice.get("logprobs") or {}).get("content") or []
-        if not content or not content[0].get("top_logprobs"):
-            return text, None
-        return text, {item["token"]: float(item["logprob"]) for item in content[0]["top_logprobs"]}
+        return text, self._first_token_logprobs(choice.get("logprobs"))
+
+    def _first_token_logprobs(self, logprobs) -> dict[str, float] | None:
+        """``{token: logprob}`` of the first answer token from a choice's ``logprobs`` field."""
+        if not logprobs:
+            return None
+        try:
+            content = logprobs.get("content")
+            if not content:
+                return None
+            top = content[0].get("top_logprobs")
+            return {str(item["token"]): float(item["logprob"]) for item in top} if top else None
+        except (AttributeError, KeyError, TypeError, ValueError, IndexError):
+            raise EndpointError(
+                f"{self._shown('/chat/completions')} answered with a malformed 'logprobs' field (expected "
+                "content[0].top_logprobs = [{token, logprob}, ...]); the server is not OpenAI-compatible there"
+            ) from None
 
     def _shown(self, path: str) -> str:
         """The request URL as messages show it (redacted)."""
@@ -173,20 +196,21 @@ class OpenAICompatibleClient:
         """POST ``payload`` as JSON and return the decoded JSON answer, retrying as documented."""
         shown = self._shown(path)
         last_error = ""
-        with httpx.Client(timeout=self.timeout, follow_redirects=False, auth=self._bearer) as http:
-            for attempt in range(self.max_retries + 1):
-                wait = self.backoff * 2**attempt
-                try:
-                    response = http.post(self.base_url + path, json=payload)
-                except httpx.TransportError as error:
-                    last_error = f"{type(error).__name__}: {redact(str(error), [self._api_key])}"
-                else:
-                    if response.is_success:
-                        return self._json(response, shown)
-                    self._raise_unless_retryable(response, shown)
-                    last_error, wait = f"HTTP {response.status_code}", max(wait, _retry_after(response))
-                if attempt < self.max_retries:
-                    time.sleep(wait)
+        if self._http is None:
+            self._http = httpx.Client(timeout=self.timeout, follow_redirects=False, auth=self._bearer)
+        for attempt in range(self.max_retries + 1):
+            wait = self.backoff * 2**attempt
+            try:
+                response = self._http.post(self.base_url + path, json=payload)
+            except httpx.TransportError as error:
+                last_error = f"{type(error).__name__}: {redact(str(error), [self._api_key])}"
+            else:
+                if response.is_success:
+                    return self._json(response, shown)
+                self._raise_unless_retryable(response, shown)
+                last_error, wait = f"HTTP {response.status_code}", max(wait, _retry_after(response))
+            if attempt < self.max_retries:
+                time.sleep(wait)
         raise EndpointError(
             f"POST {shown} failed after {self.max_retries + 1} attempts ({last_error}); check that the server "
             "at OPENAI_BASE_URL (or base_url=...) is up and reachable"

@@ -31,10 +31,12 @@ class FakeServer:
         server = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive, so tests can see whether a connection is reused
+
             def do_POST(self):
                 length = int(self.headers.get("Content-Length") or 0)
                 body = json.loads(self.rfile.read(length)) if length else None
-                server.requests.append({"method": self.command, "path": self.path,
+                server.requests.append({"method": self.command, "path": self.path, "peer": self.client_address,
                                         "auth": self.headers["Authorization"], "body": body})
                 status, reply, *headers = server.script.pop(0) if len(server.script) > 1 else server.script[0]
                 data = reply if isinstance(reply, bytes) else json.dumps(reply).encode()
@@ -249,3 +251,30 @@ def test_redact_keeps_harmless_text_and_makes_one_line():
     assert redact("POST http://127.0.0.1:8000/v1/chat/completions?monkey=1&max_tokens=5") == (
         "POST http://127.0.0.1:8000/v1/chat/completions?monkey=1&max_tokens=5")
     assert redact("line one\n  line\ttwo\r\n") == "line one line two"
+
+
+def test_one_client_reuses_its_connection_and_a_pickled_copy_opens_its_own(server):
+    import pickle
+
+    server.script = [(200, completion("1"))]
+    client = client_for(server)
+    client.complete("x")
+    client.complete("y")
+    assert server.requests[0]["peer"] == server.requests[1]["peer"]  # one TCP connection, not one per request
+    copy = pickle.loads(pickle.dumps(client))
+    assert copy.complete("z") == ("1", None) and server.requests[2]["auth"] == "Bearer test-key"
+
+
+def test_a_base_url_that_is_not_a_url_is_a_clear_error():
+    with pytest.raises(ValueError, match=r"base URL 'http://host:abc/v1' is not a valid URL"):
+        OpenAICompatibleClient("m", base_url="http://host:abc/v1", api_key="k")
+
+
+@pytest.mark.parametrize("logprobs", [{"content": [{"top_logprobs": [{"token": "1"}]}]},
+                                      {"content": [{"top_logprobs": "x"}]}, {"content": ["x"]}, "x"])
+def test_malformed_logprobs_are_a_clear_error(server, logprobs):
+    answer = completion("85")
+    answer["choices"][0]["logprobs"] = logprobs
+    server.script = [(200, answer)]
+    with pytest.raises(ValueError, match="malformed 'logprobs' field"):
+        client_for(server).complete("x")
