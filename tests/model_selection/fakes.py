@@ -42,3 +42,46 @@ QUESTIONS = [f"question number {i}{'?' * (i % 3)}" for i in range(9)]
 
 def mean_utility(layer, coefficient, questions=QUESTIONS) -> float:
     return sum(true_utility(layer, coefficient, q) for q in questions) / len(questions)
+
+
+class FakeShift:
+    """A stand-in intervention: the configuration it steers with."""
+
+    def __init__(self, layer, coefficient):
+        self.layer, self.coefficient = layer, coefficient
+
+
+class FakeLM:
+    """A language model whose ``generate`` steers each row by its interventions; ``calls`` logs
+    every call as a list of ``(question, (layer, coefficient) or None)`` rows."""
+
+    def __init__(self):
+        self.calls: list[list[tuple]] = []
+
+    def __sklearn_clone__(self):
+        return self  # shared, like a LanguageModel
+
+    def generate(self, questions, system=None, *, max_new_tokens=64, batch_size=16, interventions=None):
+        shifts = [(row[0].layer, row[0].coefficient) if row else None
+                  for row in (interventions or [None] * len(questions))]
+        self.calls.append(list(zip(questions, shifts)))
+        return [f"{shift[0]}|{shift[1]}|{q}" if shift else f"0|0|{q}" for q, shift in zip(questions, shifts)]
+
+
+class FakeBatchable(FakeSteered):
+    """``FakeSteered`` answering through ``model`` (a :class:`FakeLM`) with ``interventions()``,
+    so a search can answer several configurations in one per-row-steered generation."""
+
+    def __init__(self, model=None, layer=1, coefficient=1.0, max_new_tokens=8, batch_size=4):
+        super().__init__(layer, coefficient)
+        self.model = model
+        self.max_new_tokens = max_new_tokens
+        self.batch_size = batch_size
+
+    def interventions(self):
+        return [FakeShift(self.layer, self.coefficient)]
+
+    def generate(self, questions):
+        questions = list(questions)
+        return self.model.generate(questions, max_new_tokens=self.max_new_tokens, batch_size=self.batch_size,
+                                   interventions=[self.interventions()] * len(questions))
