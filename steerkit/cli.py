@@ -170,23 +170,24 @@ def _cmd_fit(args) -> int:
 
 
 # -- generate -----------------------------------------------------------------------------
-def _vector_concept(args, sidecar: dict):
-    """The concept whose evaluation questions ``generate`` answers: ``--concept``, else the
-    bundled concept the sidecar names, else the concept file it records (``concept_source``)."""
+def _recorded_concept(given: str | None, name: str | None, source: str | None, path, alternative: str = ""):
+    """The concept a file was made from: ``given`` (``--concept``) when set, else the concept
+    file recorded with it (``source``, an absolute path) while it exists, else the bundled
+    concept ``name``. ``path`` (the file) and ``alternative`` (another option that would do)
+    word the error when none of these works."""
     from steerkit.concepts import list_concepts, load_concept
 
-    if args.concept:
-        return load_concept(args.concept)
-    name, source = sidecar.get("concept"), sidecar.get("concept_source")
-    if name in list_concepts():
-        return load_concept(name)
+    if given:
+        return load_concept(given)
     if source and Path(source).is_file():
         return load_concept(source)
+    if name in list_concepts():
+        return load_concept(name)
+    fix = "pass --concept NAME_OR_FILE" + (f" or {alternative}" if alternative else "")
     if not name and not source:
-        raise ValueError(f"{args.vector} names no concept: pass --question TEXT or --concept NAME_OR_FILE")
+        raise ValueError(f"{path} names no concept: {fix}")
     where = f"its file {source} no longer exists" if source else "its concept file is not recorded"
-    raise ValueError(f"{args.vector} was fitted on concept {name!r}, which is not bundled, and {where}: "
-                     "pass --concept NAME_OR_FILE or --question TEXT")
+    raise ValueError(f"{path} was made from concept {name!r}, which is not bundled, and {where}: {fix}")
 
 
 def _layer_vector(vector, layer: int, what: str, lm, path) -> np.ndarray:
@@ -218,7 +219,9 @@ def _cmd_generate(args) -> int:
     what = f"--layer {layer}" if args.layer is not None else f"layer {layer} recorded in {sidecar_path}"
     if layer is not None and vector.ndim == 2:
         _check_layer_index(layer, vector.shape[0], what, f"{tensor_path} ({vector.shape[0]} layers)")
-    questions = args.question or list(_vector_concept(args, sidecar).evaluation_questions[: args.n_questions])
+    questions = args.question or list(_recorded_concept(
+        args.concept, sidecar.get("concept"), sidecar.get("concept_source"), args.vector, "--question TEXT",
+    ).evaluation_questions[: args.n_questions])
     lm = _load_model(args, args.model or sidecar.get("model"))
     if layer is None:
         layer = round(DEFAULT_LAYER_FRACTION * lm.n_layers)
@@ -266,12 +269,12 @@ def _cmd_search(args) -> int:
 
     from steerkit._io import write_json, write_text
     from steerkit.activations import ActivationSet
-    from steerkit.concepts import load_concept
     from steerkit.model_selection import GridSearchSteer, TPESearchSteer, grace_grid, grace_space
     from steerkit.steering import PromptSteerer, SteeredModel
 
     activations = ActivationSet.load(args.activations)
-    concept = load_concept(args.concept or activations.concept)
+    concept = _recorded_concept(args.concept, activations.concept, activations.info.get("concept_source"),
+                                args.activations)
     lm = _load_model(args, args.model or activations.model_name)
     judge = _make_judge(args.judge, lm, activations, concept)
     questions = list(concept.evaluation_questions)

@@ -263,3 +263,22 @@ def test_extract_fit_generate_from_a_concept_file_run_elsewhere(tmp_path, capsys
     capsys.readouterr()
     assert main(["generate", str(vector), "--n-questions", "1", "--max-new-tokens", "2"]) == 0
     assert f"Q: {concept.evaluation_questions[0]}" in capsys.readouterr().out
+
+
+def test_generate_prefers_the_recorded_concept_file_over_a_bundled_namesake(tmp_path, capsys, tiny_model):
+    """A user's edited copy of a bundled concept keeps its name; its own questions must be used."""
+    from steerkit.concepts import Concept, load_concept
+
+    data = load_concept("formal").to_dict()
+    data["evaluation_questions"][0] = "What is the capital of my own edited concept?"
+    Concept.from_dict(data).save(tmp_path / "formal.json")
+    path = vector_file(tmp_path, concept="formal", concept_source=str(tmp_path / "formal.json"))
+    assert main(["generate", str(path), "--n-questions", "1", "--max-new-tokens", "2"]) == 0
+    assert "Q: What is the capital of my own edited concept?" in capsys.readouterr().out
+
+
+def test_search_on_activations_from_a_lost_concept_file_says_to_pass_concept(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(cli, "_load_model", lambda args, name: pytest.fail("the model was loaded"))
+    path = activation_set(info={"concept_source": str(tmp_path / "gone.json")}).save(tmp_path / "acts")
+    assert main(["search", str(path), "--out", str(tmp_path / "search")]) == 2
+    one_error_line(capsys, "acts.safetensors", "'myconcept'", "gone.json no longer exists", "--concept")
