@@ -261,8 +261,12 @@ def run_concept(lm, concept, out: Path, settings: RunSettings | None = None, *, 
     judge = EmbeddingJudge(coherence).fit_samples(activations.samples)
     estimator = SteeredModel(lm, recommender.best_estimator_, max_new_tokens=settings.max_new_tokens,
                              batch_size=settings.batch_size)
+    # n_batch: as many configurations as fill one generation batch with their search questions,
+    # answered together by one per-row-steered generation (TPE then proposes them before seeing
+    # their scores: other, equally reproducible, trials than one at a time)
     search = TPESearchSteer(
         estimator, _search_space(recommender), judge, n_trials=settings.budget,
+        n_batch=max(1, settings.batch_size // len(search_questions)),
         random_state=settings.seed, storage=f"sqlite:///{folder / 'study.db'}",  # study named by its fingerprint
         progress=progress,
     ).fit(activations, search_questions)
