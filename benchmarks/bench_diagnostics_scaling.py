@@ -4,7 +4,7 @@ Synthetic contrasts (5 instruction pairs × n/5 questions) at d = 576 and 31 lay
 embedded model's shape); `geometry_report` computes alignment (PL, RA), γ, granularity,
 magnitude CV, PL/RA r, pair cosines, block structure and the ANOVA. Median of repeats.
 
-Run: python benchmarks/bench_diagnostics_scaling.py   (about 1 minute)
+Run: python benchmarks/bench_diagnostics_scaling.py   (about 15 s)
 """
 
 from __future__ import annotations
