@@ -8,7 +8,8 @@ pairwise cosines use the identity
     mean_{i<j} cos(u_i, u_j) = (‖Σ_i u_i‖² − n) / (n (n − 1))     for unit vectors u_i,
 
 and per-group quantities use sparse group sums, so no ``n × n`` matrix is ever formed.
-Arithmetic is float64 whatever the input dtype.
+float32 input stays float32 (unit vectors, in-run sums; no float64 copy of the differences);
+sums over many rows, per-layer statistics and results are float64. Other dtypes are float64.
 
 Conventions
 -----------
