@@ -83,3 +83,27 @@ def test_a_pruned_batch_keeps_judging_the_trials_still_running():
 def test_a_bad_n_batch_is_one_line_naming_it(n_batch):
     with pytest.raises(ValueError, match=r"^n_batch must be a positive integer .*got"):
         GridSearchSteer(FakeSteered(), GRID, fake_judge, n_batch=n_batch, progress=False).fit(None, QUESTIONS)
+
+
+def test_a_batched_grid_on_a_real_model_judges_the_same_answers_as_one_at_a_time(tiny_llama):
+    from steerkit.activations import ActivationSet
+    from steerkit.estimators import PVSteerer
+    from steerkit.metrics import make_steer_scorer
+    from steerkit.model_selection import EvaluationCache
+    from steerkit.steering import SteeredModel
+
+    rng = np.random.default_rng(0)
+    activations = ActivationSet({"response_avg": rng.normal(size=(8, tiny_llama.n_layers + 1, tiny_llama.hidden_size))},
+                                y=[1, 0] * 4, question_ids=[0, 0, 1, 1, 2, 2, 3, 3], instruction_ids=[0] * 8,
+                                contrast_ids=[0, 0, 1, 1, 2, 2, 3, 3], model_name=tiny_llama.name)
+    judge = make_steer_scorer(lambda question, response: float(sum(map(ord, response)) % 101), name="text")
+    grid = {"layer": [1, 2, 3], "steerer__coefficient": [0.0, 2.0, 8.0]}
+    questions = ["What is a ship?", "Name a colour.", "How are you today, my friend?"]
+    estimator = SteeredModel(tiny_llama, PVSteerer(), max_new_tokens=6, batch_size=8)
+    caches = [EvaluationCache(), EvaluationCache()]
+    one, batched = (GridSearchSteer(estimator, grid, judge, n_batch=n, cache=cache, progress=False).fit(activations, questions)
+                    for n, cache in zip((1, 4), caches))
+    np.testing.assert_array_equal(batched.cv_results_["mean_test_score"], one.cv_results_["mean_test_score"])
+    answers = [{key: [row["response"] for row in rows.values()] for key, rows in cache.entries.items()} for cache in caches]
+    assert answers[0] == answers[1]
+    assert len({tuple(a) for a in answers[0].values()}) > 3  # the configurations steer differently
