@@ -351,15 +351,17 @@ def _cmd_diagnose(args) -> int:
 # -- run ----------------------------------------------------------------------------------
 def _cmd_run(args) -> int:
     from steerkit.concepts import load_concept
-    from steerkit.workflow import RunSettings, run_concept
+    from steerkit.workflow import RunSettings, check_prompts_fit, run_concept
 
     concepts = [load_concept(name) for name in args.concepts]
     settings = RunSettings(n_questions=args.n_questions, max_new_tokens=args.max_new_tokens, budget=args.budget,
                            seed=args.seed, n_search_questions=args.n_search_questions, n_held_out=args.n_held_out,
                            batch_size=args.batch_size, instruction_role=args.instruction_role)
     for concept in concepts:
-        settings.check(concept)
+        settings.check(concept, warn=False)  # run_concept warns, once per concept
     lm = _load_model(args, args.model)
+    for concept in concepts:  # before the first concept generates anything
+        check_prompts_fit(lm, concept, settings)
     for concept in concepts:
         start = time.perf_counter()
         summary = run_concept(lm, concept, Path(args.out), settings)

@@ -52,13 +52,13 @@ class RunSettings:
             raise ValueError(f"--n-questions {self.n_questions} but concept {concept.name!r} has {available} "
                              f"extraction questions; use at most {available} (0 = all)")
 
-    def check(self, concept) -> None:
+    def check(self, concept, *, warn: bool = True) -> None:
         """Check these settings against ``concept`` before any model is loaded.
 
         Raises a ValueError naming the command-line option when the concept has too few
         extraction questions, or too few evaluation questions for ``n_search_questions`` plus
-        ``n_held_out`` (at least one held-out question is needed). Warns when the held-out
-        comparison rests on fewer than ``MIN_HELD_OUT`` questions.
+        ``n_held_out`` (at least one held-out question is needed). Warns (unless ``warn`` is
+        False) when the held-out comparison rests on fewer than ``MIN_HELD_OUT`` questions.
         """
         self.check_extraction(concept)
         available = len(concept.evaluation_questions)
@@ -70,7 +70,7 @@ class RunSettings:
         if self.n_held_out < 1 or self.n_search_questions + self.n_held_out > available:
             raise ValueError(f"{counts}; set --n-held-out between 1 and {available - self.n_search_questions} "
                              f"or lower --n-search-questions")
-        if self.n_held_out < self.MIN_HELD_OUT:
+        if warn and self.n_held_out < self.MIN_HELD_OUT:
             warnings.warn(f"the held-out comparison rests on {self.n_held_out} held-out questions (fewer than "
                           f"{self.MIN_HELD_OUT}), so its utilities are noisy; raise --n-held-out if the concept "
                           f"has questions to spare ({available} evaluation questions, {self.n_search_questions} "
@@ -205,14 +205,20 @@ def _held_out_tables(judge, contenders: dict, questions: list[str], path: Path, 
     return tables
 
 
-def _check_evaluation_prompts(lm, concept, settings: RunSettings) -> None:
-    """Raise before any generation when an evaluation question used by the search or the
-    held-out comparison, plain or under the prompting baseline's instruction, leaves no room
-    for ``settings.max_new_tokens`` in the model's context."""
+def check_prompts_fit(lm, concept, settings: RunSettings) -> None:
+    """Raise before any generation when a prompt of the run leaves no room for
+    ``settings.max_new_tokens`` in the model's context: an extraction question under any
+    instruction, or an evaluation question used by the search or the held-out comparison,
+    plain or under the prompting baseline's instruction. The error names the question."""
+    extraction = list(concept.extraction_questions[: settings.n_questions or None])
+    instructions = [text for pair in concept.instruction_pairs for text in (pair.pos, pair.neg)]
+    questions = [q for q in extraction for _ in instructions]
+    role, max_new_tokens = settings.instruction_role, settings.max_new_tokens
+    lm.check_prompts(questions, instructions * len(extraction), role=role, max_new_tokens=max_new_tokens)
     questions = list(concept.evaluation_questions[: settings.n_search_questions + settings.n_held_out])
-    lm.check_prompts(questions, max_new_tokens=settings.max_new_tokens)
-    lm.check_prompts(questions, PromptSteerer.from_concept(lm, concept).system_prompt, role=settings.instruction_role,
-                     max_new_tokens=settings.max_new_tokens)
+    lm.check_prompts(questions, max_new_tokens=max_new_tokens)
+    lm.check_prompts(questions, PromptSteerer.from_concept(lm, concept).system_prompt, role=role,
+                     max_new_tokens=max_new_tokens)
 
 
 def _search_space(recommender) -> dict:
@@ -240,7 +246,8 @@ def run_concept(lm, concept, out: Path, settings: RunSettings | None = None, *, 
         timings[name] = round(now - clock, 1)
         clock = now
 
-    _check_evaluation_prompts(lm, concept, settings)
+    settings.check(concept)
+    check_prompts_fit(lm, concept, settings)
     samples, _ = contrastive_answers(lm, concept, folder, settings, progress)
     lap("generation")
     coherence = LikelihoodCoherence(lm, batch_size=settings.batch_size)
@@ -256,8 +263,6 @@ def run_concept(lm, concept, out: Path, settings: RunSettings | None = None, *, 
     questions = list(concept.evaluation_questions)
     search_questions = questions[: settings.n_search_questions]
     held_out = questions[settings.n_search_questions: settings.n_search_questions + settings.n_held_out]
-    if not held_out:
-        raise ValueError(f"{concept.name} has only {len(questions)} evaluation questions: lower n_search_questions")
     judge = EmbeddingJudge(coherence).fit_samples(activations.samples)
     estimator = SteeredModel(lm, recommender.best_estimator_, max_new_tokens=settings.max_new_tokens,
                              batch_size=settings.batch_size)

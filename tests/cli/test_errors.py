@@ -108,32 +108,63 @@ def test_extract_does_not_check_the_evaluation_split(tmp_path, capsys, monkeypat
     assert "--n-search-questions" in _error_line(capsys)
 
 
-def _fake_run(monkeypatch, n_held_out):
-    """Replace the model and the workflow by stand-ins returning a summary on ``n_held_out`` questions."""
+def _fake_run(monkeypatch, model, n_held_out):
+    """Replace the model by ``model`` and the workflow by a stand-in returning a summary on
+    ``n_held_out`` questions."""
     import steerkit.workflow
 
     held = {name: {"utility": 50.0, "concept": 40.0, "coherence": 60.0}
             for name in ("unsteered", "prompting", "steered")}
     summary = {"recommendation": {"construction": "pv"}, "held_out": held, "n_held_out": n_held_out,
                "best": {"construction": "pv", "layer": 3, "coefficient": 2.0}}
-    monkeypatch.setattr(steerkit.lm, "load_model", lambda *a, **k: "a stand-in model")
+    monkeypatch.setattr(steerkit.lm, "load_model", lambda *a, **k: model)
     monkeypatch.setattr(steerkit.workflow, "run_concept", lambda *a, **k: summary)
 
 
-def test_run_prints_the_held_out_count_and_warns_when_it_is_small(tmp_path, capsys, monkeypatch):
-    _fake_run(monkeypatch, 3)
+def test_run_prints_the_held_out_count(tmp_path, capsys, monkeypatch, tiny_llama):
+    _fake_run(monkeypatch, tiny_llama, 3)
     assert main(["run", "formal", "--out", str(tmp_path), "--n-held-out", "3"]) == 0
-    captured = capsys.readouterr()
-    warning = [line for line in captured.err.splitlines() if line.startswith("warning:")]
+    assert capsys.readouterr().out.count("on 3 held-out questions") == 1
+
+
+def _run_until_generation(monkeypatch, model, argv, capsys) -> list[str]:
+    """``steerkit run`` with ``model``, stopped (Ctrl-C) where the first answers would be
+    generated; returns the warning lines printed up to there."""
+    import steerkit.workflow
+
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(steerkit.lm, "load_model", lambda *a, **k: model)
+    monkeypatch.setattr(steerkit.workflow, "contrastive_answers", interrupt)
+    assert main(argv) == 130
+    return [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning:")]
+
+
+def test_run_warns_once_when_the_held_out_set_is_small(tmp_path, capsys, monkeypatch, tiny_llama):
+    argv = ["run", "formal", "--out", str(tmp_path), "--n-held-out", "3"]
+    warning = _run_until_generation(monkeypatch, tiny_llama, argv, capsys)
     assert len(warning) == 1 and "3 held-out questions" in warning[0] and "--n-held-out" in warning[0]
-    assert captured.out.count("on 3 held-out questions") == 1
 
 
-def test_run_does_not_warn_about_a_large_enough_held_out_set(tmp_path, capsys, monkeypatch):
-    _fake_run(monkeypatch, 8)
-    assert main(["run", "formal", "--out", str(tmp_path)]) == 0
-    captured = capsys.readouterr()
-    assert "warning:" not in captured.err and captured.out.count("on 8 held-out questions") == 1
+def test_run_does_not_warn_about_a_large_enough_held_out_set(tmp_path, capsys, monkeypatch, tiny_llama):
+    assert _run_until_generation(monkeypatch, tiny_llama, ["run", "formal", "--out", str(tmp_path)], capsys) == []
+
+
+def test_a_prompt_too_long_in_any_concept_stops_run_before_the_first_concept_starts(tmp_path, capsys, monkeypatch,
+                                                                                  tiny_llama):
+    import steerkit.workflow
+
+    concept = load_concept("formal")
+    questions = list(concept.evaluation_questions)
+    questions[0] = "Describe the history of formal letters in great detail. " * 12
+    replace(concept, name="long", evaluation_questions=tuple(questions)).save(tmp_path / "long.json")
+    monkeypatch.setattr(steerkit.lm, "load_model", lambda *a, **k: tiny_llama)
+    monkeypatch.setattr(tiny_llama.model.config, "max_position_embeddings", 150)
+    monkeypatch.setattr(steerkit.workflow, "run_concept", lambda *a, **k: pytest.fail("a concept started"))
+    assert main(["run", "pirate", str(tmp_path / "long.json"), "--out", str(tmp_path / "out")]) == 2
+    loaded, error = capsys.readouterr().err.splitlines()  # the model loads, then the prompts are checked
+    assert loaded.startswith("loaded ") and error.startswith("error: question 'Describe the history of formal")
 
 
 def test_ctrl_c_asks_to_resume_with_exit_status_130(capsys, monkeypatch):
