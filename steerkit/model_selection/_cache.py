@@ -16,9 +16,14 @@ from pathlib import Path
 import joblib
 import pandas as pd
 
+from steerkit._caches import CORRUPT_CACHE_ERRORS, warn_corrupt
 from steerkit._io import write_json
 
 _SCORES = ("concept", "coherence", "utility")
+# settings that change how fast answers come, never what they are (generation and judging are
+# padding-invariant): left out of cache keys and fingerprints, so e.g. a lower batch size after
+# an out-of-memory crash resumes the search
+NOT_ANSWER_PARAMS = ("batch_size", "progress", "n_jobs")
 
 
 def param_label(value) -> object:
@@ -30,11 +35,16 @@ def param_label(value) -> object:
     return repr(value)
 
 
+def answer_params(params: dict) -> dict:
+    """``params`` without :data:`NOT_ANSWER_PARAMS` (nested ones, ``coherence__batch_size``, too)."""
+    return {name: value for name, value in params.items() if name.rsplit("__", 1)[-1] not in NOT_ANSWER_PARAMS}
+
+
 def config_key(params: dict, context: dict | None = None) -> str:
-    """Stable text key of a parameter dict, independent of key order; ``context`` (e.g. the
-    :func:`data_fingerprint` and :func:`judge_fingerprint` it was fitted and judged with)
-    becomes part of the key."""
-    labels = {k: param_label(v) for k, v in sorted(params.items())}
+    """Stable text key of a parameter dict (its :func:`answer_params`), independent of key
+    order; ``context`` (e.g. the :func:`data_fingerprint` and :func:`judge_fingerprint` it was
+    fitted and judged with) becomes part of the key."""
+    labels = {k: param_label(v) for k, v in sorted(answer_params(params).items())}
     return json.dumps(labels if context is None else {"params": labels, "context": context}, sort_keys=True)
 
 
@@ -53,9 +63,9 @@ def data_fingerprint(activations) -> str:
 
 def judge_fingerprint(scoring) -> str:
     """:func:`digest` of the judge's configuration: its class and every parameter of a
-    scikit-learn-style judge, else its repr."""
+    scikit-learn-style judge (its :func:`answer_params`), else its repr."""
     if hasattr(scoring, "get_params"):
-        return digest([type(scoring).__qualname__, scoring.get_params(deep=True)])
+        return digest([type(scoring).__qualname__, answer_params(scoring.get_params(deep=True))])
     return digest(repr(scoring))
 
 
@@ -100,13 +110,17 @@ class EvaluationCache:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "EvaluationCache":
-        """Read a cache written by :meth:`save` (an absent file gives an empty cache); missing
-        scores, written as ``null``, come back as NaN."""
+        """Read a cache written by :meth:`save` (an absent file gives an empty cache, a corrupt
+        one an empty cache and a warning); missing scores, written as ``null``, come back as NaN."""
         path = Path(path)
         if not path.is_file():
             return cls()
-        entries = json.loads(path.read_text(encoding="utf-8"))
-        for rows in entries.values():
-            for row in rows.values():
-                row.update({column: math.nan for column in _SCORES if column in row and row[column] is None})
+        try:
+            entries = json.loads(path.read_text(encoding="utf-8"))
+            for rows in entries.values():
+                for row in rows.values():
+                    row.update({column: math.nan for column in _SCORES if column in row and row[column] is None})
+        except CORRUPT_CACHE_ERRORS as error:
+            warn_corrupt(path, error)
+            return cls()
         return cls(entries)

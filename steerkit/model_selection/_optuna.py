@@ -55,7 +55,7 @@ from tqdm.auto import tqdm
 from steerkit._lock import exclusive
 from steerkit.metrics.openai_client import redact
 from steerkit.model_selection._base import BaseSearchSteer
-from steerkit.model_selection._cache import digest, param_label
+from steerkit.model_selection._cache import answer_params, digest, param_label
 
 _State = optuna.trial.TrialState
 _FINISHED = (_State.COMPLETE, _State.PRUNED, _State.FAIL)
@@ -259,7 +259,7 @@ class OptunaSearchSteer(BaseSearchSteer):
     def _fingerprint(self, space: _Space, questions: list[str]) -> dict:
         """Digests of what the study's answers depend on, by the name a user knows them by."""
         searched = tuple(space.space)
-        settings = {name: value for name, value in self.estimator.get_params(deep=True).items()
+        settings = {name: value for name, value in answer_params(self.estimator.get_params(deep=True)).items()
                     if not any(name == s or name.startswith(s + "__") for s in searched)}
         return {"activations": self._context_["activations"][:16], "questions": digest(questions),
                 "judge": self._context_["judge"], "estimator settings": digest(settings),
@@ -290,7 +290,9 @@ class OptunaSearchSteer(BaseSearchSteer):
         fresh: dict[optuna.Trial, dict] = {}
         deferred, ended = [], []
         for _ in range(size):
-            trial = study.ask()
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", "Heartbeat of storage", UserWarning)  # we send them ourselves
+                trial = study.ask()
             params = space.suggest(trial)
             key = self._key(params)
             trial.set_user_attr("key", key)
