@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import sys
 import textwrap
@@ -43,6 +44,19 @@ def _finite_float(text: str) -> float:
     if not math.isfinite(value):
         raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
     return value
+
+
+def _run_defaults() -> dict:
+    """name -> default of every :class:`~steerkit.run_settings.RunSettings` field: the options
+    that set a run's knobs read their defaults from there, so one place defines them."""
+    from steerkit.run_settings import RunSettings
+
+    return {field.name: field.default for field in dataclasses.fields(RunSettings)}
+
+
+ROLE_HELP = ("where the concept's instructions go: before the question in the user turn (small models follow it "
+             "far better) or as the system prompt (GRACE); the same default for every command, so a search or "
+             "run reuses the answers of an extract")
 
 
 def _add_model_options(parser: argparse.ArgumentParser, *, default_model: str | None = None) -> None:
@@ -95,14 +109,14 @@ def _load_model(args, name: str | None):
 # -- extract ------------------------------------------------------------------------------
 def _cmd_extract(args) -> int:
     from steerkit._paths import path_under
-    from steerkit.activations import build_activation_set
     from steerkit.concepts import load_concept
-    from steerkit.workflow import RunSettings, contrastive_answers
+    from steerkit.workflow import RunSettings, contrastive_answers, judged_activations
 
     concept = load_concept(args.concept)
     folder = path_under(args.out, concept.name)
     settings = RunSettings(n_questions=args.n_questions, max_new_tokens=args.max_new_tokens,
-                           batch_size=args.batch_size, instruction_role=args.instruction_role)
+                           batch_size=args.batch_size, min_coherence=args.min_coherence,
+                           instruction_role=args.instruction_role)
     settings.check_extraction(concept)
     lm = _load_model(args, args.model)
     start = time.perf_counter()
@@ -112,11 +126,10 @@ def _cmd_extract(args) -> int:
     else:
         print(f"generated {len(samples)} answers in {time.perf_counter() - start:.1f} s", file=sys.stderr)
     start = time.perf_counter()
-    activations = build_activation_set(lm, samples, concept=concept.name, batch_size=args.batch_size)
-    activations.info["concept_source"] = concept.source_file
-    path = activations.save(folder / "activations.safetensors")
-    print(f"extracted {activations} in {time.perf_counter() - start:.1f} s", file=sys.stderr)
-    print(path)
+    activations, note = judged_activations(lm, samples, concept, folder, settings)
+    print(f"the judge filter kept {note['kept']} of {note['contrasts']} contrasts; {activations} "
+          f"in {time.perf_counter() - start:.1f} s", file=sys.stderr)
+    print(folder / "activations.safetensors")
     return 0
 
 
@@ -356,7 +369,8 @@ def _cmd_run(args) -> int:
     concepts = [load_concept(name) for name in args.concepts]
     settings = RunSettings(n_questions=args.n_questions, max_new_tokens=args.max_new_tokens, budget=args.budget,
                            seed=args.seed, n_search_questions=args.n_search_questions, n_held_out=args.n_held_out,
-                           batch_size=args.batch_size, instruction_role=args.instruction_role)
+                           batch_size=args.batch_size, min_coherence=args.min_coherence,
+                           instruction_role=args.instruction_role)
     for concept in concepts:
         settings.check(concept, warn=False)  # run_concept warns, once per concept
     lm = _load_model(args, args.model)
@@ -420,22 +434,31 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    defaults = _run_defaults()
 
     extract = commands.add_parser(
         "extract", help="contrastive generation + activation extraction for a concept",
         description="Answer the concept's extraction questions under every positive and negative "
-        "instruction, then read prompt_last / prompt_avg / response_avg activations at all layers. "
-        "Writes OUT/<concept>/generations.json (reused on re-runs) and OUT/<concept>/activations.safetensors.",
+        "instruction, filter the answers with the judges as `steerkit run` does, then read prompt_last / "
+        "prompt_avg / response_avg activations of the kept contrasts at all layers. Writes "
+        "OUT/<concept>/generations.json, judge_filter.json, filtered_answers.csv and activations.safetensors: "
+        "the same files, cached the same way, as `steerkit run` with the same settings, so either command "
+        "reuses what the other wrote and never an unfiltered or differently made file.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     extract.add_argument("concept", help="bundled concept name (see steerkit/concepts/data) or path to a concept JSON")
     extract.add_argument("--out", default="steerkit-out", help="output directory")
-    extract.add_argument("--n-questions", type=_count, default=12, help="extraction questions to use (0 = all)")
-    extract.add_argument("--max-new-tokens", type=_positive_int, default=48, help="length limit of each answer in tokens")
-    extract.add_argument("--batch-size", type=_positive_int, default=32, help="sequences per forward pass")
+    extract.add_argument("--n-questions", type=_count, default=defaults["n_questions"],
+                         help="extraction questions to use (0 = all)")
+    extract.add_argument("--max-new-tokens", type=_positive_int, default=defaults["max_new_tokens"],
+                         help="length limit of each answer in tokens")
+    extract.add_argument("--batch-size", type=_positive_int, default=defaults["batch_size"],
+                         help="sequences per forward pass")
     extract.add_argument("--force", action="store_true", help="regenerate answers even if cached")
-    extract.add_argument("--instruction-role", choices=["system", "user"], default="system",
-                         help="instruction as the system prompt (GRACE) or before the question in the user turn")
+    extract.add_argument("--min-coherence", type=_finite_float, default=defaults["min_coherence"],
+                         help="extraction answers less coherent than this (0-100) fail the judge filter")
+    extract.add_argument("--instruction-role", choices=["user", "system"], default=defaults["instruction_role"],
+                         help=ROLE_HELP)
     _add_model_options(extract, default_model=None)
     extract.set_defaults(func=_cmd_extract)
 
@@ -471,8 +494,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="a question to answer (repeatable; default: the concept's evaluation questions)")
     gen.add_argument("--concept", default=None, help="concept whose evaluation questions to use (when not given: the vector's)")
     gen.add_argument("--n-questions", type=_positive_int, default=4, help="how many evaluation questions")
-    gen.add_argument("--max-new-tokens", type=_positive_int, default=48, help="length limit of each answer in tokens")
-    gen.add_argument("--batch-size", type=_positive_int, default=16, help="prompts per generation batch")
+    gen.add_argument("--max-new-tokens", type=_positive_int, default=defaults["max_new_tokens"],
+                     help="length limit of each answer in tokens")
+    gen.add_argument("--batch-size", type=_positive_int, default=defaults["batch_size"], help="prompts per generation batch")
     gen.add_argument("--compare", action="store_true", help="also print the unsteered answers")
     gen.add_argument("--out", default=None, help="also write the answers to this JSON file")
     _add_model_options(gen, default_model=None)
@@ -511,18 +535,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("concepts", nargs="*", default=["formal"], help="bundled concept names or concept JSON files")
     run.add_argument("--out", default="steerkit-out", help="output directory")
-    run.add_argument("--budget", type=_positive_int, default=30, help="TPE trials of the geometry-guided search")
-    run.add_argument("--seed", type=_count, default=0, help="search seed")
-    run.add_argument("--n-questions", type=_count, default=12,
+    run.add_argument("--budget", type=_positive_int, default=defaults["budget"],
+                     help="TPE trials of the geometry-guided search")
+    run.add_argument("--seed", type=_count, default=defaults["seed"], help="search seed")
+    run.add_argument("--n-questions", type=_count, default=defaults["n_questions"],
                      help="extraction questions (x 5 pairs x pos/neg answers; 0 = all)")
-    run.add_argument("--n-search-questions", type=_positive_int, default=8, help="evaluation questions judged during the search")
-    run.add_argument("--n-held-out", type=_positive_int, default=8,
+    run.add_argument("--n-search-questions", type=_positive_int, default=defaults["n_search_questions"],
+                     help="evaluation questions judged during the search")
+    run.add_argument("--n-held-out", type=_positive_int, default=defaults["n_held_out"],
                      help="other evaluation questions for the final comparison (a warning below 8)")
-    run.add_argument("--max-new-tokens", type=_positive_int, default=48, help="length limit of each answer in tokens")
-    run.add_argument("--batch-size", type=_positive_int, default=32, help="sequences per batch")
-    run.add_argument("--instruction-role", choices=["user", "system"], default="user",
-                     help="where the concept's instructions go: before the question in the user turn (small "
-                     "models follow it far better) or as the system prompt (GRACE)")
+    run.add_argument("--max-new-tokens", type=_positive_int, default=defaults["max_new_tokens"],
+                     help="length limit of each answer in tokens")
+    run.add_argument("--batch-size", type=_positive_int, default=defaults["batch_size"], help="sequences per batch")
+    run.add_argument("--min-coherence", type=_finite_float, default=defaults["min_coherence"],
+                     help="extraction answers less coherent than this (0-100) fail the judge filter")
+    run.add_argument("--instruction-role", choices=["user", "system"], default=defaults["instruction_role"],
+                     help=ROLE_HELP)
     _add_model_options(run, default_model=None)
     run.set_defaults(func=_cmd_run)
 
@@ -553,8 +581,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     search.add_argument("activations", help="activations.safetensors written by `steerkit extract`")
     search.add_argument("--method", choices=["tpe", "grid"], default="tpe", help="search strategy")
-    search.add_argument("--n-trials", type=_positive_int, default=30, help="TPE trials (a resumed study runs only the rest)")
-    search.add_argument("--seed", type=_count, default=0, help="TPE sampler seed (same seed, same trials)")
+    search.add_argument("--n-trials", type=_positive_int, default=defaults["budget"],
+                        help="TPE trials (a resumed study runs only the rest)")
+    search.add_argument("--seed", type=_count, default=defaults["seed"], help="TPE sampler seed (same seed, same trials)")
     search.add_argument("--construction", choices=CONSTRUCTIONS, default="pv", help="steering-vector construction")
     search.add_argument("--layers", type=_count, nargs="+", default=None, help="restrict the search to these layers")
     search.add_argument("--coefficients", type=_finite_float, nargs="+", default=None,
@@ -563,12 +592,15 @@ def build_parser() -> argparse.ArgumentParser:
                         help="embedding: offline MiniLM concept classifier + likelihood coherence; llm: the model as judge")
     search.add_argument("--concept", default=None, help="concept (when not given: the one recorded with the activations)")
     search.add_argument("--n-questions", type=_count, default=0, help="evaluation questions used by the search (0 = half)")
-    search.add_argument("--n-held-out", type=_positive_int, default=8, help="held-out evaluation questions for the final comparison")
+    search.add_argument("--n-held-out", type=_positive_int, default=defaults["n_held_out"],
+                        help="held-out evaluation questions for the final comparison")
     search.add_argument("--cv", type=_count, default=0, help="question folds inside the search (0 = none)")
-    search.add_argument("--instruction-role", choices=["system", "user"], default="system",
-                        help="instruction placement of the prompting baseline (use the extraction's)")
-    search.add_argument("--max-new-tokens", type=_positive_int, default=48, help="length limit of each answer in tokens")
-    search.add_argument("--batch-size", type=_positive_int, default=16, help="prompts per generation batch")
+    search.add_argument("--instruction-role", choices=["user", "system"], default=defaults["instruction_role"],
+                        help="placement of the prompting baseline's instruction (use the extraction's): " + ROLE_HELP)
+    search.add_argument("--max-new-tokens", type=_positive_int, default=defaults["max_new_tokens"],
+                        help="length limit of each answer in tokens")
+    search.add_argument("--batch-size", type=_positive_int, default=defaults["batch_size"],
+                        help="prompts per generation batch")
     search.add_argument("--storage", default=None, help="Optuna storage URL (e.g. sqlite:///study.db) to resume or share")
     search.add_argument("--study-name", default=None, help="Optuna study name (when not given: named after the activations, questions, judge and settings, "
                         "so a changed setting starts a new study)")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -23,58 +23,8 @@ from steerkit.diagnostics.recommender import CONSTRUCTIONS
 from steerkit.estimators.files import save_gguf_control_vector, save_vector
 from steerkit.metrics import RESPONSE_COLUMNS, SCORE_COLUMNS, EmbeddingJudge, LikelihoodCoherence
 from steerkit.model_selection import GRACE_COEFFICIENTS, TPESearchSteer
+from steerkit.run_settings import RunSettings
 from steerkit.steering import PromptSteerer, SteeredModel
-
-
-@dataclass
-class RunSettings:
-    """Knobs of one run (defaults: ≤ ~10 minutes per concept on 2 CPU cores)."""
-
-    n_questions: int = 12          # extraction questions (× 5 pairs × pos/neg answers)
-    max_new_tokens: int = 48       # answer length, extraction and evaluation
-    budget: int = 30               # TPE trials
-    seed: int = 0
-    n_search_questions: int = 8    # evaluation questions judged in the search
-    n_held_out: int = 8            # other evaluation questions for the final comparison
-    batch_size: int = 32
-    min_coherence: float = 50.0    # extraction answers below this are filtered (PersonaVectors)
-    instruction_role: str = "user" # where instructions go; small models ignore system prompts
-
-    # Fewest held-out questions for a comparison worth reading (the default split). A held-out
-    # utility is a mean over questions, so its standard error falls as 1/√n: on 2 questions it
-    # is twice that on 8, and the gaps between steered, unsteered and prompting get lost in it.
-    MIN_HELD_OUT = 8
-
-    def check_extraction(self, concept) -> None:
-        """Raise a ValueError naming ``--n-questions`` when ``concept`` has fewer extraction questions."""
-        available = len(concept.extraction_questions)
-        if self.n_questions > available:
-            raise ValueError(f"--n-questions {self.n_questions} but concept {concept.name!r} has {available} "
-                             f"extraction questions; use at most {available} (0 = all)")
-
-    def check(self, concept, *, warn: bool = True) -> None:
-        """Check these settings against ``concept`` before any model is loaded.
-
-        Raises a ValueError naming the command-line option when the concept has too few
-        extraction questions, or too few evaluation questions for ``n_search_questions`` plus
-        ``n_held_out`` (at least one held-out question is needed). Warns (unless ``warn`` is
-        False) when the held-out comparison rests on fewer than ``MIN_HELD_OUT`` questions.
-        """
-        self.check_extraction(concept)
-        available = len(concept.evaluation_questions)
-        counts = (f"--n-search-questions {self.n_search_questions} + --n-held-out {self.n_held_out} "
-                  f"but concept {concept.name!r} has {available} evaluation questions")
-        if self.n_search_questions >= available:
-            raise ValueError(f"{counts}, so none is left for the held-out comparison; lower "
-                             f"--n-search-questions to at most {available - 1}")
-        if self.n_held_out < 1 or self.n_search_questions + self.n_held_out > available:
-            raise ValueError(f"{counts}; set --n-held-out between 1 and {available - self.n_search_questions} "
-                             f"or lower --n-search-questions")
-        if warn and self.n_held_out < self.MIN_HELD_OUT:
-            warnings.warn(f"the held-out comparison rests on {self.n_held_out} held-out questions (fewer than "
-                          f"{self.MIN_HELD_OUT}), so its utilities are noisy; raise --n-held-out if the concept "
-                          f"has questions to spare ({available} evaluation questions, {self.n_search_questions} "
-                          f"used by the search)", stacklevel=2)
 
 
 SAMPLE_COLUMNS = ("question_id", "instruction_id", "contrast_id", "y", "system", "question", "prompt", "response")
@@ -172,6 +122,21 @@ def _cached_activations(path: Path, key: str) -> ActivationSet | None:
     return cached if cached.info.get("digest") == key else None
 
 
+def judged_activations(lm, samples: pd.DataFrame, concept, folder: Path, settings: RunSettings,
+                       progress: bool = True) -> tuple[ActivationSet, dict]:
+    """The judge filter of ``samples`` (cached, written to ``folder/filtered_answers.csv``) and the
+    activations of the contrasts it keeps, cached in ``folder/activations.safetensors``.
+
+    ``steerkit extract`` and ``steerkit run`` both write that file through this function, so it
+    holds the same thing whoever wrote it, and a file whose digest (model, kept contrasts and
+    their answers) differs, an unfiltered one included, is recomputed, never reused.
+    Returns ``(activations, note)``, ``note`` counting the contrasts and the kept ones.
+    """
+    samples = _judged_answers(lm, samples, LikelihoodCoherence(lm, batch_size=settings.batch_size), folder, settings)
+    write_text(folder / "filtered_answers.csv", samples.to_csv(index=False))
+    return _filtered_activations(lm, samples, concept, folder, settings, progress)
+
+
 def _filtered_activations(lm, samples: pd.DataFrame, concept, folder: Path, settings: RunSettings,
                           progress: bool) -> tuple[ActivationSet, dict]:
     kept = samples[samples["kept"]]
@@ -250,10 +215,7 @@ def run_concept(lm, concept, out: Path, settings: RunSettings | None = None, *, 
     check_prompts_fit(lm, concept, settings)
     samples, _ = contrastive_answers(lm, concept, folder, settings, progress)
     lap("generation")
-    coherence = LikelihoodCoherence(lm, batch_size=settings.batch_size)
-    samples = _judged_answers(lm, samples, coherence, folder, settings)
-    write_text(folder / "filtered_answers.csv", samples.to_csv(index=False))
-    activations, filter_note = _filtered_activations(lm, samples, concept, folder, settings, progress)
+    activations, filter_note = judged_activations(lm, samples, concept, folder, settings, progress)
     lap("filter_and_extraction")
 
     recommender = GraceRecommender().fit(activations)
@@ -263,7 +225,7 @@ def run_concept(lm, concept, out: Path, settings: RunSettings | None = None, *, 
     questions = list(concept.evaluation_questions)
     search_questions = questions[: settings.n_search_questions]
     held_out = questions[settings.n_search_questions: settings.n_search_questions + settings.n_held_out]
-    judge = EmbeddingJudge(coherence).fit_samples(activations.samples)
+    judge = EmbeddingJudge(LikelihoodCoherence(lm, batch_size=settings.batch_size)).fit_samples(activations.samples)
     estimator = SteeredModel(lm, recommender.best_estimator_, max_new_tokens=settings.max_new_tokens,
                              batch_size=settings.batch_size)
     # n_batch: as many configurations as fill one generation batch with their search questions,

@@ -86,14 +86,14 @@ def test_corrupt_checkpoint_is_ignored_with_a_warning(tiny_llama, counted_genera
 def test_extract_command_survives_a_corrupt_generations_cache(tmp_path, capsys):
     from steerkit.cli import main
 
-    command = ["extract", "pirate", "--out", str(tmp_path), "--n-questions", "1", "--max-new-tokens", "2"]
+    command = ["extract", "pirate", "--out", str(tmp_path), "--n-questions", "2", "--max-new-tokens", "2"]
     assert main(command) == 0
     cache = tmp_path / "pirate" / "generations.json"
     cache.write_bytes(cache.read_bytes()[:100])
     capsys.readouterr()
     assert main(command) == 0
     err = capsys.readouterr().err
-    assert f"warning: cache {cache} is corrupt" in err and "generated 10 answers" in err
+    assert f"warning: cache {cache} is corrupt" in err and "generated 20 answers" in err
 
 
 def test_contrastive_answers_continue_an_interrupted_generation_and_drop_the_checkpoint(tiny_llama, counted_generate,

@@ -1,6 +1,7 @@
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from steerkit.activations import ActivationSet
@@ -22,12 +23,14 @@ def test_help_explains_every_option(command, capsys):
 
 def test_extract_fit_generate_end_to_end(tmp_path, capsys):
     out = tmp_path / "out"
-    assert main(["extract", "pirate", "--out", str(out), "--n-questions", "1", "--max-new-tokens", "8"]) == 0
+    assert main(["extract", "pirate", "--out", str(out), "--n-questions", "2", "--max-new-tokens", "8"]) == 0
     acts = ActivationSet.load(out / "pirate" / "activations.safetensors")
-    assert acts.n_contrasts == 5 and acts.n_layers == 31 and acts.concept == "pirate"
+    judged = pd.read_csv(out / "pirate" / "filtered_answers.csv")
+    assert acts.n_contrasts in (judged.loc[judged["kept"], "contrast_id"].nunique(), 10)  # kept (or all, too few)
+    assert acts.n_layers == 31 and acts.concept == "pirate"
     # a re-run reuses the cached answers instead of regenerating
-    assert main(["extract", "pirate", "--out", str(out), "--n-questions", "1", "--max-new-tokens", "8"]) == 0
-    assert "reusing 10 cached answers" in capsys.readouterr().err
+    assert main(["extract", "pirate", "--out", str(out), "--n-questions", "2", "--max-new-tokens", "8"]) == 0
+    assert "reusing 20 cached answers" in capsys.readouterr().err
 
     assert main(["fit", str(out / "pirate" / "activations.safetensors"), "--layer", "18"]) == 0
     vector, sidecar = load_vector(out / "pirate" / "vectors" / "pv")

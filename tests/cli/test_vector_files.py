@@ -256,7 +256,7 @@ def test_extract_fit_generate_from_a_concept_file_run_elsewhere(tmp_path, capsys
     monkeypatch.chdir(tmp_path / "work")
     concept = scaffold_concept("myconcept", "speaks in riddles")
     concept.save("myconcept.json")
-    assert main(["extract", "myconcept.json", "--out", "out", "--n-questions", "1", "--max-new-tokens", "2"]) == 0
+    assert main(["extract", "myconcept.json", "--out", "out", "--n-questions", "2", "--max-new-tokens", "2"]) == 0
     assert main(["fit", "out/myconcept/activations.safetensors", "--construction", "pv", "--layer", "2"]) == 0
     monkeypatch.chdir(tmp_path / "elsewhere")
     vector = tmp_path / "work" / "out" / "myconcept" / "vectors" / "pv.safetensors"
