@@ -252,7 +252,7 @@ def run_concept(lm, concept, out: Path, settings: RunSettings | None = None, *, 
            "max_new_tokens": settings.max_new_tokens, "role": settings.instruction_role,
            "judge": activations.info["digest"],  # the judge was trained on the activations' samples
            "steered": {"layer": int(best.layer), "coefficient": float(best.coefficient_),
-                       "positions": best.positions, "vector": best.vector_.tolist()}}
+                       "positions": best.steer_positions, "vector": best.vector_.tolist()}}
     tables = _held_out_tables(judge, contenders, held_out, folder / "held_out.json", _digest(key))
     comparison = pd.DataFrame({name: {"utility": judge.aggregate(t), "concept": float(np.nanmean(t["concept"])),
                                       "coherence": float(np.nanmean(t["coherence"]))}
@@ -266,7 +266,7 @@ def run_concept(lm, concept, out: Path, settings: RunSettings | None = None, *, 
     vectors = folder / "vectors"
     save_vector(vectors / "best", best.vector_, model=lm.name, layer=layer, construction=construction,
                 concept=concept.name, concept_source=concept.source_file, coefficient=coefficient,
-                positions=best.positions)
+                positions=best.steer_positions)
     for name, steerer in _all_constructions(activations).items():
         save_vector(vectors / name, steerer.vector_, model=lm.name, layer=layer, construction=name,
                     concept=concept.name, concept_source=concept.source_file, coefficient=coefficient)

@@ -77,3 +77,53 @@ def test_nested_set_params_refuses_a_non_finite_coefficient(tiny_llama):
     with pytest.raises(ValueError, match="coefficient=inf"):
         model.set_params(steerer__coefficient=float("inf"))
     assert model.steerer.coefficient == 2.0
+
+
+def test_interventions_steer_rows_of_one_batch_like_generate(tiny_llama):
+    rng = np.random.default_rng(3)
+    steerer = PVSteerer(coefficient=4.0).fit(rng.normal(size=(6, 4, 64)))
+    models = [SteeredModel(tiny_llama, steerer, layer=layer, steer_positions=positions, max_new_tokens=6)
+              for layer, positions in [(1, "response"), (3, "all")]]
+    (added,) = models[0].interventions()
+    assert added.site.layer == 1 and added.coefficient == 4.0 and added.positions == "response"
+    np.testing.assert_array_equal(added.vector.numpy(), models[0].vector_.astype(np.float32))
+    questions = ["hi", "What is a good hobby for a rainy day?"]
+    per_row = [None] * 2 + [m.interventions() for m in models for _ in questions]
+    batched = tiny_llama.generate(questions * 3, interventions=per_row, max_new_tokens=6)
+    assert batched == tiny_llama.generate(questions, max_new_tokens=6) + models[0].generate(questions) + models[1].generate(questions)
+
+
+def test_steer_positions_and_fit_position_names_and_deprecated_spellings(tiny_llama):
+    rng = np.random.default_rng(4)
+    X = rng.normal(size=(6, 4, 64))
+    new = SteeredModel(tiny_llama, PVSteerer(), layer=2, steer_positions="all", fit_position="prompt_avg").fit(X)
+    assert new.interventions()[0].positions == "all"
+    old = SteeredModel(tiny_llama, PVSteerer(), layer=2, positions="all", position="prompt_avg")
+    with pytest.warns(DeprecationWarning, match=r"\(positions=\.\.\.\) is deprecated.*steer_positions="):
+        assert old.fit(X).interventions()[0].positions == "all"
+    assert clone(old).get_params()["positions"] == "all"
+
+
+def test_deprecated_position_still_picks_the_activations_fit_reads():
+    from steerkit.activations import ActivationSet
+
+    rng = np.random.default_rng(6)
+    ids = np.repeat(np.arange(4), 2)
+    data = ActivationSet({"prompt_last": rng.normal(size=(8, 4, 64)), "response_avg": rng.normal(size=(8, 4, 64))},
+                         np.tile([1, 0], 4), ids, np.zeros(8), ids)
+    model = SteeredModel(None, PVSteerer(), layer=3, position="prompt_last")
+    with pytest.warns(DeprecationWarning, match=r"\(position=\.\.\.\) is deprecated.*fit_position="):
+        model.fit(data)
+    expected = SteeredModel(None, PVSteerer(), layer=3, fit_position="prompt_last").fit(data)
+    np.testing.assert_array_equal(model.steerer_.vector_, expected.steerer_.vector_)
+    assert not np.allclose(model.steerer_.vector_, SteeredModel(None, PVSteerer(), layer=3).fit(data).steerer_.vector_)
+
+
+def test_a_sublayer_site_is_steered(tiny_llama):
+    from steerkit.lm import Site
+
+    steerer = PVSteerer(coefficient=4.0).fit(np.random.default_rng(5).normal(size=(6, 4, 64)))
+    model = SteeredModel(tiny_llama, steerer, layer=Site(2, "mlp"), max_new_tokens=6)
+    assert model.interventions()[0].site == Site(2, "mlp")
+    np.testing.assert_array_equal(model.vector_, steerer.vector_[2])
+    assert model.generate(["hi"]) != SteeredModel(tiny_llama, steerer, layer=2, max_new_tokens=6).generate(["hi"])
