@@ -14,6 +14,7 @@ from safetensors.numpy import save_file
 
 from steerkit._io import atomic_path, read_safetensors
 from steerkit._values import check_finite
+from steerkit.lm.sites import COMPONENTS
 
 LAYER_CONVENTION = "layer l = residual stream after decoder block l (1-based); layer 0 = embedding output"
 _ID_FIELDS = ("y", "question_ids", "instruction_ids", "contrast_ids")
@@ -27,6 +28,7 @@ _METADATA_FIELDS = {
     "concept": (lambda value: value is None or isinstance(value, str), "a string or null"),
     "layer_convention": (lambda value: isinstance(value, str), "a string"),
     "info": (lambda value: isinstance(value, dict), "a JSON object"),
+    "component": (lambda value: value in COMPONENTS, f"one of {list(COMPONENTS)}"),
     "samples": (lambda value: value is None or (isinstance(value, list) and all(isinstance(row, dict) for row in value)),
                 "null or a list of row objects"),
 }
@@ -47,6 +49,9 @@ class ActivationSet:
     model_name : the model the activations come from.
     concept : concept name (or ``None``).
     samples : optional table with one row per sample (question, system, response, ...).
+    component : the site component read at every layer: ``"residual"`` (block outputs),
+        ``"attn"`` or ``"mlp"`` (sublayer outputs; layer 0 then holds zeros), see
+        :mod:`steerkit.lm.sites`.
     """
 
     activations: dict[str, np.ndarray]
@@ -59,8 +64,11 @@ class ActivationSet:
     samples: pd.DataFrame | None = None
     layer_convention: str = LAYER_CONVENTION
     info: dict = field(default_factory=dict)
+    component: str = "residual"
 
     def __post_init__(self):
+        if self.component not in COMPONENTS:
+            raise ValueError(f"component must be one of {COMPONENTS}, got {self.component!r}")
         if not self.activations:
             raise ValueError("ActivationSet needs at least one position in `activations`")
         self.activations = {k: np.asarray(v, dtype=np.float32) for k, v in self.activations.items()}
@@ -152,6 +160,7 @@ class ActivationSet:
             {k: v[mask] for k, v in self.activations.items()},
             self.y[mask], self.question_ids[mask], self.instruction_ids[mask], self.contrast_ids[mask],
             model_name=self.model_name, concept=self.concept, samples=samples, info=dict(self.info),
+            component=self.component,
         )
 
     def fingerprint(self) -> str:
@@ -159,6 +168,8 @@ class ActivationSet:
         and shapes), the label and id arrays and the model name. Equal for equal content,
         whatever the object or file; searches key their caches and studies by it."""
         digest = hashlib.sha256(self.model_name.encode())
+        if self.component != "residual":  # residual sets keep the fingerprints they had
+            digest.update(self.component.encode())
         for position in sorted(self.activations):
             array = np.ascontiguousarray(self.activations[position])
             digest.update(f"{position}{array.shape}".encode())
@@ -182,6 +193,7 @@ class ActivationSet:
             "concept": self.concept,
             "layer_convention": self.layer_convention,
             "info": self.info,
+            "component": self.component,
             "samples": None if self.samples is None else self.samples.to_dict(orient="records"),
         }
         with atomic_path(path) as tmp:
@@ -207,7 +219,8 @@ class ActivationSet:
             raise ValueError(f"{path}: tensor {missing[0]!r} is missing; {REMEDY}")
         activations = {k.split(".", 1)[1]: v for k, v in tensors.items() if k.startswith("activations.")}
         samples = None if meta.get("samples") is None else pd.DataFrame(meta["samples"])
-        defaults = {"model_name": "unknown", "concept": None, "layer_convention": LAYER_CONVENTION, "info": {}}
+        defaults = {"model_name": "unknown", "concept": None, "layer_convention": LAYER_CONVENTION, "info": {},
+                    "component": "residual"}
         try:
             return cls(activations, *(tensors[name] for name in _ID_FIELDS), samples=samples,
                        **{key: meta.get(key, default) for key, default in defaults.items()})

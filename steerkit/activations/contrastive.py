@@ -93,14 +93,17 @@ def complete_contrasts(samples: pd.DataFrame) -> pd.DataFrame:
 
 
 def build_activation_set(
-    lm, samples: pd.DataFrame, *, concept: str | None = None, batch_size: int = 16, progress: bool = True
+    lm, samples: pd.DataFrame, *, concept: str | None = None, batch_size: int = 16, progress: bool = True,
+    component: str = "residual",
 ) -> ActivationSet:
-    """Extract pooled activations for a table from :func:`generate_contrastive`."""
+    """Extract pooled activations for a table from :func:`generate_contrastive` at every layer
+    of ``component`` (see :func:`~steerkit.activations.extract_activations`)."""
     samples = complete_contrasts(samples)
     if samples.empty:
         raise ValueError("no complete contrast left to extract (all answers were empty)")
     arrays = extract_activations(
-        lm, list(samples["prompt"]), list(samples["response"]), batch_size=batch_size, progress=progress
+        lm, list(samples["prompt"]), list(samples["response"]), batch_size=batch_size, progress=progress,
+        component=component,
     )
     return ActivationSet(
         arrays,
@@ -110,6 +113,7 @@ def build_activation_set(
         contrast_ids=samples["contrast_id"].to_numpy(),
         model_name=lm.name,
         concept=concept,
+        component=component,
         samples=samples[["question_id", "instruction_id", "contrast_id", "y", "system", "question", "response"]],
     )
 

@@ -16,7 +16,8 @@ from tqdm.auto import tqdm
 
 from steerkit.activations.prefixes import shared_prefix_groups
 from steerkit.lm.generation import check_context, length_sorted_batches, right_padded
-from steerkit.lm.hooks import add_residual_hook
+from steerkit.lm.hooks import add_site_hook
+from steerkit.lm.sites import COMPONENTS, Site
 
 POSITIONS = ("prompt_last", "prompt_avg", "response_avg")
 
@@ -67,8 +68,9 @@ def extract_activations(
     batch_size: int = 16,
     share_prefixes: bool = True,
     progress: bool = False,
+    component: str = "residual",
 ) -> dict[str, np.ndarray]:
-    """Pooled residual-stream activations of ``prompt + response`` texts.
+    """Pooled activations of ``prompt + response`` texts at every layer of one component.
 
     Parameters
     ----------
@@ -81,12 +83,17 @@ def extract_activations(
         once and continue every text from its key/value cache
         (:func:`~steerkit.activations.prefixes.shared_prefix_groups`). The result equals
         the plain pass up to float rounding; ``False`` reads every text in full.
+    component : ``"residual"`` (the block outputs), ``"attn"`` or ``"mlp"`` (each block's
+        sublayer output before it is added to the residual stream; see :mod:`steerkit.lm.sites`).
 
     Returns
     -------
     ``{"prompt_last", "prompt_avg", "response_avg"}`` -> float32 arrays of shape
-    ``(n, L + 1, d)`` in activation units; layer 0 is the embedding output.
+    ``(n, L + 1, d)`` in activation units; index ``l`` is block ``l``'s site, index 0 the
+    embedding output for ``"residual"`` and zeros for ``"attn"``/``"mlp"`` (no sublayer there).
     """
+    if component not in COMPONENTS:
+        raise ValueError(f"component must be one of {COMPONENTS}, got {component!r}")
     sequences, prompt_lengths = _tokenize_pairs(lm, prompts, [None] * len(prompts) if responses is None else responses)
     positions = POSITIONS[:2] if responses is None else POSITIONS
     n, n_layers, d = len(sequences), lm.n_layers + 1, lm.hidden_size
@@ -109,7 +116,8 @@ def extract_activations(
     groups = shared_prefix_groups(sequences) if share_prefixes else [(0, np.arange(n))]
     plan = [(prefix, members, batch) for prefix, members in groups
             for batch in length_sorted_batches(lengths[members] - prefix, batch_size)]
-    handles = [add_residual_hook(lm, layer, reader(layer)) for layer in range(n_layers)]
+    first = 0 if component == "residual" else 1
+    handles = [add_site_hook(lm, Site(layer, component), reader(layer)) for layer in range(first, n_layers)]
     base = lm.model.base_model  # the decoder stack without the LM head: logits are never needed
     pad_id = lm.tokenizer.pad_token_id
     try:

@@ -80,3 +80,41 @@ def test_prompt_only_reads_match_full_reads(tiny_llama):
     assert set(alone) == {"prompt_last", "prompt_avg"}
     for pos in alone:  # causal attention: the answer never changes what the prompt sees
         np.testing.assert_allclose(alone[pos], full[pos], atol=1e-5)
+
+
+@pytest.mark.parametrize("arch, component", [("llama", "attn"), ("gpt2", "mlp"), ("gpt_neox", "attn")])
+def test_pooled_reads_at_a_sublayer_match_its_output(arch, component, tokenizer):
+    from steerkit.lm import Site, record_activations
+
+    lm = build_tiny(arch, tokenizer)
+    prompts = [lm.chat_prompt(q) for q in PROMPT_QS]
+    acts = extract_activations(lm, prompts, ANSWERS, batch_size=2, component=component)
+    np.testing.assert_array_equal(acts["response_avg"][:, 0], 0)  # no sublayer before block 1
+    for i in range(2):
+        n_prompt = len(lm.tokenizer(prompts[i], add_special_tokens=False)["input_ids"])
+        sites = [Site(layer, component) for layer in range(1, lm.n_layers + 1)]
+        ids = lm.tokenizer(prompts[i] + ANSWERS[i], add_special_tokens=False)["input_ids"]
+        with torch.inference_mode(), record_activations(lm, sites) as rec:
+            lm.model(torch.tensor([ids]))
+        for site in sites:
+            h = rec[site][0][0].numpy()
+            np.testing.assert_allclose(acts["prompt_last"][i, site.layer], h[n_prompt - 1], atol=1e-4, rtol=1e-4)
+            np.testing.assert_allclose(acts["response_avg"][i, site.layer], h[n_prompt:].mean(0), atol=1e-4, rtol=1e-4)
+
+
+def test_activation_set_records_its_component(tiny_llama, tmp_path):
+    import pandas as pd
+
+    from steerkit.activations import ActivationSet, build_activation_set
+
+    samples = pd.DataFrame({"question_id": [0, 0], "instruction_id": [0, 0], "contrast_id": [0, 0], "y": [1, 0],
+                            "system": ["Be brief.", "Be long."], "question": PROMPT_QS[:1] * 2, "response": ANSWERS,
+                            "prompt": [tiny_llama.chat_prompt(PROMPT_QS[0], s) for s in ("Be brief.", "Be long.")]})
+    mlp = build_activation_set(tiny_llama, samples, progress=False, component="mlp")
+    residual = build_activation_set(tiny_llama, samples, progress=False)
+    assert (mlp.component, residual.component) == ("mlp", "residual")
+    assert ActivationSet.load(mlp.save(tmp_path / "mlp")).component == "mlp"
+    assert mlp.subset([True, True]).component == "mlp"
+    assert not np.allclose(mlp.X("response_avg", 2), residual.X("response_avg", 2))
+    with pytest.raises(ValueError, match="component must be one of"):
+        extract_activations(tiny_llama, ["a"], ["b"], component="ffn")
