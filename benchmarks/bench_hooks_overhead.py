@@ -10,7 +10,8 @@ unsteered greedy generation.
   lengths, are identical; the difference is the hooks' cost.
 Runs are interleaved and repeated; medians are reported.
 
-Run: python benchmarks/bench_hooks_overhead.py   (about 3 minutes)
+Run: python benchmarks/bench_hooks_overhead.py   (about 3 minutes; ``--steering-only`` skips
+the extraction timings)
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ def main(argv=None) -> int:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--n-prompts", type=int, default=16)
     parser.add_argument("--max-new-tokens", type=int, default=48)
+    parser.add_argument("--steering-only", action="store_true", help="time only steered vs unsteered generation")
     parser.add_argument("--out", default="benchmarks/results/hooks_overhead.json")
     args = parser.parse_args(argv)
     lm = load_model(dtype=args.dtype)
@@ -55,17 +57,19 @@ def main(argv=None) -> int:
     zero = np.zeros(lm.hidden_size, dtype=np.float32)
     gen_questions = questions[: args.n_prompts]
     for _ in range(args.repeats):
-        start = time.perf_counter(); n_tokens = bare_forward(lm, prompts, responses, 32); times["bare"].append(time.perf_counter() - start)
-        start = time.perf_counter(); extract_activations(lm, prompts, responses, batch_size=32, share_prefixes=False); times["extract"].append(time.perf_counter() - start)
-        start = time.perf_counter(); extract_activations(lm, prompts, responses, batch_size=32); times["extract_shared"].append(time.perf_counter() - start)
+        if not args.steering_only:
+            start = time.perf_counter(); n_tokens = bare_forward(lm, prompts, responses, 32); times["bare"].append(time.perf_counter() - start)
+            start = time.perf_counter(); extract_activations(lm, prompts, responses, batch_size=32, share_prefixes=False); times["extract"].append(time.perf_counter() - start)
+            start = time.perf_counter(); extract_activations(lm, prompts, responses, batch_size=32); times["extract_shared"].append(time.perf_counter() - start)
         start = time.perf_counter(); plain = lm.generate(gen_questions, max_new_tokens=args.max_new_tokens, batch_size=16)
         times["unsteered"].append(time.perf_counter() - start)
         with steer(lm, zero, 15, 1.0, positions="all"):
             start = time.perf_counter(); steered = lm.generate(gen_questions, max_new_tokens=args.max_new_tokens, batch_size=16)
             times["steered"].append(time.perf_counter() - start)
         assert steered == plain
-    med = {k: float(np.median(v)) for k, v in times.items()}
-    result = {
+    med = {k: float(np.median(v)) for k, v in times.items() if v}
+    overhead = {"dtype": args.dtype, "median_s": med, "steering_overhead_pct": 100 * (med["steered"] / med["unsteered"] - 1)}
+    result = overhead if args.steering_only else {
         "dtype": args.dtype, "n_sequences": len(prompts), "n_tokens": n_tokens, "median_s": med,
         "bare_tok_per_s": n_tokens / med["bare"], "extract_tok_per_s": n_tokens / med["extract"],
         "extract_vs_bare": med["bare"] / med["extract"],
