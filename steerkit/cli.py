@@ -379,15 +379,14 @@ def _cmd_run(args) -> int:
     for concept in concepts:
         start = time.perf_counter()
         summary = run_concept(lm, concept, Path(args.out), settings)
-        held = summary["held_out"]
-        best = summary["best"]
-        print(f"\n{concept.name}: {summary['recommendation']['construction']} recommended; best "
+        held, best = summary.held_out, summary.best
+        print(f"\n{concept.name}: {summary.recommendation['construction']} recommended; best "
               f"{best['construction']} at layer {best['layer']} x {best['coefficient']:g} "
               f"({time.perf_counter() - start:.0f} s)")
-        print(f"  utility on {summary['n_held_out']} held-out questions:")
+        print(f"  utility on {summary.n_held_out} held-out questions:")
         for name in ("unsteered", "prompting", "steered"):
-            print(f"    {name:>9}: {held[name]['utility']:5.1f}  (concept {held[name]['concept']:5.1f}, "
-                  f"coherence {held[name]['coherence']:5.1f})")
+            print(f"    {name:>9}: {held.loc[name, 'utility']:5.1f}  (concept {held.loc[name, 'concept']:5.1f}, "
+                  f"coherence {held.loc[name, 'coherence']:5.1f})")
         print(f"  report: {Path(args.out) / concept.name / 'report.html'}")
     return 0
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import time
 import warnings
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +23,7 @@ from steerkit.estimators.files import save_gguf_control_vector, save_vector
 from steerkit.metrics import RESPONSE_COLUMNS, SCORE_COLUMNS, EmbeddingJudge, LikelihoodCoherence
 from steerkit.model_selection import GRACE_COEFFICIENTS, TPESearchSteer
 from steerkit.run_settings import RunSettings
+from steerkit.run_summary import RunSummary
 from steerkit.steering import PromptSteerer, SteeredModel
 
 
@@ -193,10 +193,20 @@ def _search_space(recommender) -> dict:
             "steerer": [CONSTRUCTIONS[name]() for name in order]}
 
 
-def run_concept(lm, concept, out: Path, settings: RunSettings | None = None, *, progress: bool = True) -> dict:
+def _diagnostic_figures(folder: Path) -> dict[str, bytes]:
+    """The diagnostic plots :func:`~steerkit.report.write_diagnostics` wrote under
+    ``folder/diagnostics``, as PNG bytes by their path relative to ``folder``."""
+    from steerkit.report.diagnostics_files import DIAGNOSTIC_PLOTS
+
+    names = [f"diagnostics/{name}.png" for name, _ in DIAGNOSTIC_PLOTS]
+    return {name: (folder / name).read_bytes() for name in names}
+
+
+def run_concept(lm, concept, out: Path, settings: RunSettings | None = None, *, progress: bool = True) -> RunSummary:
     """Run the whole GRACE workflow for ``concept`` and write everything under ``out/<name>``.
 
-    Returns the summary (also written as ``summary.json``).
+    Returns the :class:`~steerkit.run_summary.RunSummary`, also saved there (``summary.json``,
+    ``trials.csv``, ``held_out_answers.csv``) and drawn as ``report.html``.
     """
     from steerkit.report import write_diagnostics, write_report
 
@@ -219,7 +229,7 @@ def run_concept(lm, concept, out: Path, settings: RunSettings | None = None, *, 
     lap("filter_and_extraction")
 
     recommender = GraceRecommender().fit(activations)
-    write_diagnostics(recommender, folder / "diagnostics")
+    diagnostics = write_diagnostics(recommender, folder / "diagnostics")  # recommendation and statistics
     lap("diagnostics")
 
     questions = list(concept.evaluation_questions)
@@ -237,8 +247,6 @@ def run_concept(lm, concept, out: Path, settings: RunSettings | None = None, *, 
         random_state=settings.seed, storage=f"sqlite:///{folder / 'study.db'}",  # study named by its fingerprint
         progress=progress,
     ).fit(activations, search_questions)
-    trials = search.history_
-    write_text(folder / "trials.csv", trials.to_csv(index=False))
     lap("search")
 
     best = search.best_estimator_
@@ -258,7 +266,6 @@ def run_concept(lm, concept, out: Path, settings: RunSettings | None = None, *, 
                                       "coherence": float(np.nanmean(t["coherence"]))}
                                for name, t in tables.items()}).T
     answers = pd.DataFrame({"question": held_out, **{name: t["response"] for name, t in tables.items()}})
-    write_text(folder / "held_out_answers.csv", answers.to_csv(index=False))
     lap("held_out_evaluation")
 
     layer, coefficient = int(best.layer), float(best.coefficient_)
@@ -278,26 +285,18 @@ def run_concept(lm, concept, out: Path, settings: RunSettings | None = None, *, 
         gguf_note = f"layer {layer} cannot be expressed as a llama.cpp control vector (needs layer ≥ 2)"
     lap("outputs")
 
-    summary = {
-        "concept": concept.name, "model": lm.name, "dtype": str(lm.dtype).removeprefix("torch."),
-        "settings": asdict(settings), "filter": filter_note,
-        "recommendation": {"construction": recommender.recommendation_.construction,
-                           "search_space": recommender.recommendation_.search_space,
-                           "layers": recommender.recommendation_.layers,
-                           "n_trials": recommender.recommendation_.n_trials,
-                           "pilot": recommender.recommendation_.pilot,
-                           "reasons": recommender.recommendation_.reasons},
-        "statistics": {k: (v.item() if hasattr(v, "item") else v) for k, v in recommender.report_.summary.items()},
-        "best": {"layer": layer, "coefficient": coefficient, "construction": construction,
-                 "search_utility": search.best_score_, "trials_to_95": search.trials_to(0.95)},
-        "held_out": comparison.to_dict(orient="index"),
-        "n_search_questions": len(search_questions), "n_held_out": len(held_out),
-        "gguf": gguf_note or str(vectors / "best.gguf"),
-        "timings_s": timings,
-    }
-    write_json(folder / "summary.json", summary)
-    write_report(folder / "report.html", summary=summary, recommender=recommender, search=search,
-                 answers=answers, concept=concept)
+    summary = RunSummary(
+        concept=concept.name, description=concept.description, model=lm.name,
+        dtype=str(lm.dtype).removeprefix("torch."), settings=settings, filter=filter_note,
+        recommendation=diagnostics["recommendation"], statistics=diagnostics["statistics"],
+        best={"layer": layer, "coefficient": coefficient, "construction": construction,
+              "search_utility": search.best_score_, "trials_to_95": search.trials_to(0.95)},
+        held_out=comparison, answers=answers, trials=search.history_, figures=_diagnostic_figures(folder),
+        n_search_questions=len(search_questions), n_held_out=len(held_out),
+        gguf=gguf_note or str(vectors / "best.gguf"), timings_s=timings,
+    )
+    summary.save(folder)
+    write_report(folder / "report.html", summary)
     return summary
 
 

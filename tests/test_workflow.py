@@ -1,15 +1,19 @@
 """The main job end to end on a tiny random model: files, report, resume."""
 
 import json
+import re
 import shutil
 import warnings
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from steerkit.concepts import Concept, load_concept
 from steerkit.estimators.files import load_gguf_control_vector, load_vector
 from steerkit.metrics import SteerScorer
+from steerkit.report import write_report
+from steerkit.run_summary import RunSummary
 from steerkit.workflow import RunSettings, run_concept
 
 TINY = RunSettings(n_questions=3, max_new_tokens=6, budget=3, n_search_questions=2, n_held_out=2, batch_size=8)
@@ -33,12 +37,12 @@ def test_run_writes_every_output(tiny_run):
     assert on_disk["recommendation"]["construction"] in ("pv", "unit_mean", "cluster")
     assert len(open(folder / "trials.csv").read().splitlines()) == TINY.budget + 1
     vector, sidecar = load_vector(folder / "vectors" / "best")
-    assert vector.shape == (64,) and sidecar["layer"] == summary["best"]["layer"]
-    if summary["best"]["layer"] >= 2:
+    assert vector.shape == (64,) and sidecar["layer"] == summary.best["layer"]
+    if summary.best["layer"] >= 2:
         vectors, _ = load_gguf_control_vector(folder / "vectors" / "best.gguf")
-        np.testing.assert_allclose(vectors[summary["best"]["layer"]], summary["best"]["coefficient"] * vector, rtol=1e-6)
+        np.testing.assert_allclose(vectors[summary.best["layer"]], summary.best["coefficient"] * vector, rtol=1e-6)
     else:
-        assert "cannot be expressed" in summary["gguf"]
+        assert "cannot be expressed" in summary.gguf
 
 
 def test_report_is_self_contained(tiny_run):
@@ -48,6 +52,24 @@ def test_report_is_self_contained(tiny_run):
         assert section in html
     assert html.count("data:image/png;base64,") == 6
     assert "http://" not in html and "https://" not in html  # opens offline
+
+
+def _without_images(html: str) -> str:
+    return re.sub(r"data:image/png;base64,[A-Za-z0-9+/=]+", "IMAGE", html)
+
+
+def test_a_report_is_redrawn_from_the_run_folder_alone(tiny_run, tmp_path):
+    folder, summary = tiny_run
+    copy = shutil.copytree(folder, tmp_path / "pirate")
+    for name in ("activations.safetensors", "generations.json", "judge_filter.json", "held_out.json", "study.db"):
+        (copy / name).unlink()  # nothing the model made is needed, only the run's summary files
+    loaded = RunSummary.load(copy)
+    assert loaded.to_dict() == json.loads((folder / "summary.json").read_text())
+    pd.testing.assert_frame_equal(loaded.answers, summary.answers, check_dtype=False)  # text either way
+    write_report(tmp_path / "again.html", loaded)
+    again = (tmp_path / "again.html").read_text()
+    assert _without_images(again) == _without_images((folder / "report.html").read_text())
+    assert again.count("data:image/png;base64,") == 6
 
 
 def test_rerun_resumes_from_the_cache(tiny_run, tiny_llama, monkeypatch):
@@ -63,7 +85,7 @@ def test_rerun_resumes_from_the_cache(tiny_run, tiny_llama, monkeypatch):
     monkeypatch.setattr(SteerScorer, "evaluate", boom)  # neither the search nor the held-out comparison judges
     with pytest.warns(UserWarning):
         again = run_concept(tiny_llama, load_concept("pirate"), folder.parent, TINY, progress=False)
-    assert again["best"] == summary["best"]
+    assert again.best == summary.best
     import optuna
 
     study = optuna.load_study(study_name=None, storage=f"sqlite:///{folder / 'study.db'}")  # its only study
@@ -83,7 +105,8 @@ def test_rerun_with_corrupt_caches_warns_and_recomputes_them(tiny_run, tiny_llam
     messages = [str(w.message) for w in caught]
     for name in damaged:
         assert any(f"{copy / name} is corrupt" in m and "recomputed" in m for m in messages), name
-    assert again["best"] == summary["best"] and again["held_out"] == summary["held_out"]
+    assert again.best == summary.best
+    pd.testing.assert_frame_equal(again.held_out, summary.held_out)
     assert json.loads((copy / "generations.json").read_text())["samples"]  # repaired
 
 
@@ -113,5 +136,5 @@ def test_rerun_reads_held_out_scores_that_were_all_missing(tiny_run, tiny_llama,
     monkeypatch.setattr(scorer.SteerScorer, "evaluate", lambda *a, **k: pytest.fail("held-out answers re-judged"))
     with pytest.warns(UserWarning, match="judge filter kept only"):
         again = run_concept(tiny_llama, load_concept("pirate"), tmp_path, TINY, progress=False)
-    assert np.isnan(again["held_out"]["steered"]["concept"]) and np.isnan(again["held_out"]["steered"]["utility"])
+    assert np.isnan(again.held_out.loc["steered", "concept"]) and np.isnan(again.held_out.loc["steered", "utility"])
     assert json.loads((copy / "summary.json").read_text())["held_out"]["steered"]["concept"] is None

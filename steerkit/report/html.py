@@ -6,12 +6,14 @@ import base64
 import html
 import io
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
 from steerkit._io import write_text
 from steerkit.diagnostics import plot_best_so_far, plot_search_landscape
-from steerkit.report.diagnostics_files import DIAGNOSTIC_PLOTS
+from steerkit.run_summary import RunSummary
 
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
@@ -23,11 +25,22 @@ th{background:#f4f4f4} .num{text-align:right;font-variant-numeric:tabular-nums}
 """
 
 
+def _png_tag(png: bytes, alt: str) -> str:
+    """An ``<img>`` holding the PNG ``png`` inline."""
+    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
+
+
 def _figure_tag(figure, alt: str) -> str:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
-    data = base64.b64encode(buffer.getvalue()).decode()
-    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
+    return _png_tag(buffer.getvalue(), alt)
+
+
+def _landscape(trials: pd.DataFrame):
+    """The search landscape (layer × coefficient) of a run's trials table."""
+    layer = next(column for column in trials if column.endswith("layer"))
+    coefficient = next(column for column in trials if column.endswith("coefficient"))
+    return plot_search_landscape(trials.rename(columns={"score": "mean_test_score"}), x=layer, y=coefficient)
 
 
 def _table(frame: pd.DataFrame, *, highlight: str | None = None, digits: int = 1) -> str:
@@ -43,11 +56,11 @@ def _table(frame: pd.DataFrame, *, highlight: str | None = None, digits: int = 1
     return f"<table><tr>{head}</tr>{''.join(rows)}</table>"
 
 
-def render_report(*, summary: dict, recommender, search, answers: pd.DataFrame, concept) -> str:
-    """The report as one HTML string."""
+def render_report(summary: RunSummary) -> str:
+    """The report of one run as one HTML string, drawn from ``summary`` alone."""
     e = html.escape
-    rec, stats, best = summary["recommendation"], summary["statistics"], summary["best"]
-    held = pd.DataFrame(summary["held_out"]).T[["utility", "concept", "coherence"]]
+    rec, stats, best = summary.recommendation, summary.statistics, summary.best
+    held = summary.held_out[["utility", "concept", "coherence"]].copy()
     held.index.name = "held-out questions"
     verdict = held.loc["steered", "utility"] - held.loc["unsteered", "utility"]
     stat_rows = pd.DataFrame({"value": {
@@ -57,28 +70,28 @@ def render_report(*, summary: dict, recommender, search, answers: pd.DataFrame, 
         "PL/RA correlation": f"{stats['pl_ra_correlation']:.2f}",
         "block structure share": f"{stats['block_structure_share']:.0%}",
         "ANOVA η² prompt / question / interaction": f"{stats['eta2_prompt']:.2f} / {stats['eta2_question']:.2f} / {stats['eta2_interaction']:.2f}",
-        "contrasts (kept by the judge filter)": f"{summary['filter']['kept']} of {summary['filter']['contrasts']}",
+        "contrasts (kept by the judge filter)": f"{summary.filter['kept']} of {summary.filter['contrasts']}",
     }})
     stat_rows.index.name = "statistic"
-    diag = "".join(_figure_tag(plot(recommender.report_), name) for name, plot in DIAGNOSTIC_PLOTS)
-    landscape = _figure_tag(plot_search_landscape(search.cv_results_), "search landscape")
-    convergence = _figure_tag(plot_best_so_far({"geometry-guided TPE": [search.history_["score"].to_numpy()]}),
+    diag = "".join(_png_tag(png, Path(name).stem) for name, png in summary.figures.items())
+    landscape = _figure_tag(_landscape(summary.trials), "search landscape")
+    convergence = _figure_tag(plot_best_so_far({"geometry-guided TPE": [summary.trials["score"].to_numpy()]}),
                               "best so far")
     answer_rows = "".join(
         f"<tr><td>{e(r.question)}</td><td>{e(r.unsteered)}</td><td>{e(r.prompting)}</td><td>{e(r.steered)}</td></tr>"
-        for r in answers.itertuples()
+        for r in summary.answers.itertuples()
     )
-    timings = ", ".join(f"{k.replace('_', ' ')} {v:.0f} s" for k, v in summary["timings_s"].items())
-    return f"""<!doctype html><html><head><meta charset="utf-8"><title>steerkit: {e(concept.name)}</title>
+    timings = ", ".join(f"{k.replace('_', ' ')} {v:.0f} s" for k, v in summary.timings_s.items())
+    return f"""<!doctype html><html><head><meta charset="utf-8"><title>steerkit: {e(summary.concept)}</title>
 <style>{CSS}</style></head><body>
-<h1>steerkit report: {e(concept.name)}</h1>
-<p class="muted">{e(concept.description)}<br>model {e(summary['model'])} ({e(summary['dtype'])}), seed {summary['settings']['seed']},
-{summary['settings']['budget']} TPE trials; {e(timings)}.</p>
+<h1>steerkit report: {e(summary.concept)}</h1>
+<p class="muted">{e(summary.description)}<br>model {e(summary.model)} ({e(summary.dtype)}), seed {summary.settings.seed},
+{summary.settings.budget} TPE trials; {e(timings)}.</p>
 
 <h2>Does steering work?</h2>
 <p>Best configuration: <b>{e(best['construction'])}</b> at layer <b>{best['layer']}</b>, coefficient
 <b>{best['coefficient']:g}</b> (search utility {best['search_utility']:.1f}, reached 95% of it after {best['trials_to_95']} trials).
-On {summary['n_held_out']} held-out questions its utility is <b>{verdict:+.1f}</b> points against the unsteered model.</p>
+On {summary.n_held_out} held-out questions its utility is <b>{verdict:+.1f}</b> points against the unsteered model.</p>
 {_table(held, highlight="steered")}
 <p class="muted">Utility = (concept + coherence) / 2 on 0–100; concept from an embedding classifier trained on this
 concept's own positive/negative answers, coherence from the unsteered model's likelihood with a repetition penalty.</p>
@@ -99,6 +112,6 @@ concept's own positive/negative answers, coherence from the unsteered model's li
 """
 
 
-def write_report(path, **parts) -> None:
-    """Render :func:`render_report` and write it atomically to ``path``."""
-    write_text(path, render_report(**parts))
+def write_report(path, summary: RunSummary) -> None:
+    """Render :func:`render_report` of ``summary`` and write it atomically to ``path``."""
+    write_text(path, render_report(summary))

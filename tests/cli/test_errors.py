@@ -3,6 +3,7 @@
 import warnings
 from dataclasses import replace
 
+import pandas as pd
 import pytest
 import torch
 
@@ -11,6 +12,8 @@ import steerkit.lm
 from steerkit.cli import main
 from steerkit.concepts import load_concept
 from steerkit.metrics.openai_client import JudgeAuthError
+from steerkit.run_settings import RunSettings
+from steerkit.run_summary import RunSummary
 
 
 @pytest.fixture
@@ -113,10 +116,13 @@ def _fake_run(monkeypatch, model, n_held_out):
     ``n_held_out`` questions."""
     import steerkit.workflow
 
-    held = {name: {"utility": 50.0, "concept": 40.0, "coherence": 60.0}
-            for name in ("unsteered", "prompting", "steered")}
-    summary = {"recommendation": {"construction": "pv"}, "held_out": held, "n_held_out": n_held_out,
-               "best": {"construction": "pv", "layer": 3, "coefficient": 2.0}}
+    held = pd.DataFrame({"utility": 50.0, "concept": 40.0, "coherence": 60.0},
+                        index=["unsteered", "prompting", "steered"])
+    summary = RunSummary(concept="formal", description="", model="tiny", dtype="float32", settings=RunSettings(),
+                         filter={}, recommendation={"construction": "pv"}, statistics={},
+                         best={"construction": "pv", "layer": 3, "coefficient": 2.0}, held_out=held,
+                         answers=pd.DataFrame(), trials=pd.DataFrame(), figures={}, n_search_questions=8,
+                         n_held_out=n_held_out, gguf="", timings_s={})
     monkeypatch.setattr(steerkit.lm, "load_model", lambda *a, **k: model)
     monkeypatch.setattr(steerkit.workflow, "run_concept", lambda *a, **k: summary)
 
