@@ -595,7 +595,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="held-out evaluation questions for the final comparison")
     search.add_argument("--cv", type=_count, default=0, help="question folds inside the search (0 = none)")
     search.add_argument("--instruction-role", choices=["user", "system"], default=defaults["instruction_role"],
-                        help="placement of the prompting baseline's instruction (use the extraction's): " + ROLE_HELP)
+                        help="for the prompting baseline (use the extraction's): " + ROLE_HELP)
     search.add_argument("--max-new-tokens", type=_positive_int, default=defaults["max_new_tokens"],
                         help="length limit of each answer in tokens")
     search.add_argument("--batch-size", type=_positive_int, default=defaults["batch_size"],
