@@ -24,6 +24,6 @@ def exclusive(lock: str | os.PathLike, what: str | os.PathLike) -> Iterator[None
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise ValueError(f"another steerkit search is using {what} (lock file {lock}); wait for it to finish, "
+            raise ValueError(f"another steerkit process is using {what} (lock file {lock}); wait for it to finish, "
                              "or give this run another output folder or storage") from None
         yield

@@ -108,6 +108,7 @@ def _load_model(args, name: str | None):
 
 # -- extract ------------------------------------------------------------------------------
 def _cmd_extract(args) -> int:
+    from steerkit._lock import exclusive
     from steerkit._paths import path_under
     from steerkit.concepts import load_concept
     from steerkit.workflow import RunSettings, contrastive_answers, judged_activations
@@ -118,15 +119,16 @@ def _cmd_extract(args) -> int:
                            batch_size=args.batch_size, min_coherence=args.min_coherence,
                            instruction_role=args.instruction_role)
     settings.check_extraction(concept)
-    lm = _load_model(args, args.model)
-    start = time.perf_counter()
-    samples, reused = contrastive_answers(lm, concept, folder, settings, force=args.force)
-    if reused:
-        print(f"reusing {len(samples)} cached answers from {folder / 'generations.json'}", file=sys.stderr)
-    else:
-        print(f"generated {len(samples)} answers in {time.perf_counter() - start:.1f} s", file=sys.stderr)
-    start = time.perf_counter()
-    activations, note = judged_activations(lm, samples, concept, folder, settings)
+    with exclusive(folder / ".lock", folder):  # the same lock as steerkit run's on this folder
+        lm = _load_model(args, args.model)
+        start = time.perf_counter()
+        samples, reused = contrastive_answers(lm, concept, folder, settings, force=args.force)
+        if reused:
+            print(f"reusing {len(samples)} cached answers from {folder / 'generations.json'}", file=sys.stderr)
+        else:
+            print(f"generated {len(samples)} answers in {time.perf_counter() - start:.1f} s", file=sys.stderr)
+        start = time.perf_counter()
+        activations, note = judged_activations(lm, samples, concept, folder, settings)
     print(f"the judge filter kept {note['kept']} of {note['contrasts']} contrasts; {activations} "
           f"in {time.perf_counter() - start:.1f} s", file=sys.stderr)
     print(folder / "activations.safetensors")

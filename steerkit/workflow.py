@@ -15,6 +15,7 @@ from sklearn.model_selection import GroupKFold
 
 from steerkit._caches import CORRUPT_CACHE_ERRORS, digest as _digest, read_json_cache, warn_corrupt
 from steerkit._io import write_json, write_text
+from steerkit._lock import exclusive
 from steerkit._paths import path_under
 from steerkit.activations import ActivationSet, build_activation_set, generate_contrastive
 from steerkit.diagnostics import GraceRecommender
@@ -208,10 +209,15 @@ def run_concept(lm, concept, out: Path, settings: RunSettings | None = None, *, 
     Returns the :class:`~steerkit.run_summary.RunSummary`, also saved there (``summary.json``,
     ``trials.csv``, ``held_out_answers.csv``) and drawn as ``report.html``.
     """
-    from steerkit.report import write_diagnostics, write_report
-
     settings = settings or RunSettings()
     folder = path_under(out, concept.name)
+    with exclusive(folder / ".lock", folder):  # one run per concept folder; the lock dies with its process
+        return _run_in_folder(lm, concept, folder, settings, progress)
+
+
+def _run_in_folder(lm, concept, folder: Path, settings: RunSettings, progress: bool) -> RunSummary:
+    from steerkit.report import write_diagnostics, write_report
+
     timings: dict[str, float] = {}
     clock = time.perf_counter()
 

@@ -103,7 +103,7 @@ def test_a_second_run_on_the_same_study_file_is_refused(tmp_path):
     first.start()
     try:
         assert started.wait(30)
-        with pytest.raises(ValueError, match=r"another steerkit search is using .*study\.db.*wait for it"):
+        with pytest.raises(ValueError, match=r"another steerkit process is using .*study\.db.*wait for it"):
             search(fake_judge, storage).fit(None, QUESTIONS)
     finally:
         release.set()
