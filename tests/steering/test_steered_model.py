@@ -2,6 +2,7 @@ import pickle
 
 import numpy as np
 import pytest
+import torch
 from sklearn.base import clone
 
 from steerkit.estimators import PVSteerer, UnitMeanSteerer
@@ -120,10 +121,17 @@ def test_deprecated_position_still_picks_the_activations_fit_reads():
 
 
 def test_a_sublayer_site_is_steered(tiny_llama):
-    from steerkit.lm import Site
+    from steerkit.lm import Site, record_activations
 
     steerer = PVSteerer(coefficient=4.0).fit(np.random.default_rng(5).normal(size=(6, 4, 64)))
     model = SteeredModel(tiny_llama, steerer, layer=Site(2, "mlp"), max_new_tokens=6)
     assert model.interventions()[0].site == Site(2, "mlp")
     np.testing.assert_array_equal(model.vector_, steerer.vector_[2])
-    assert model.generate(["hi"]) != SteeredModel(tiny_llama, steerer, layer=2, max_new_tokens=6).generate(["hi"])
+    ids = torch.tensor([tiny_llama.tokenizer("hi there", add_special_tokens=False)["input_ids"]])
+    with torch.inference_mode(), record_activations(tiny_llama, [Site(2, "mlp")]) as plain:
+        tiny_llama.model(ids)
+    with torch.inference_mode(), record_activations(tiny_llama, [Site(2, "mlp")]) as rec, model.steering():
+        tiny_llama.model(ids)
+    delta = (rec[Site(2, "mlp")][0] - plain[Site(2, "mlp")][0])[0].numpy()
+    np.testing.assert_allclose(delta[-1], 4.0 * model.vector_, atol=1e-5)  # "response": the last position
+    np.testing.assert_array_equal(delta[:-1], 0)
