@@ -119,8 +119,8 @@ def _cmd_extract(args) -> int:
                            batch_size=args.batch_size, min_coherence=args.min_coherence,
                            instruction_role=args.instruction_role)
     settings.check_extraction(concept)
+    lm = _load_model(args, args.model)  # checks --device before anything is written
     with exclusive(folder / ".lock", folder):  # the same lock as steerkit run's on this folder
-        lm = _load_model(args, args.model)
         start = time.perf_counter()
         samples, reused = contrastive_answers(lm, concept, folder, settings, force=args.force)
         if reused:

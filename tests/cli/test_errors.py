@@ -243,15 +243,11 @@ def test_warnings_are_one_line_each(capsys, monkeypatch):
 def test_a_second_run_on_the_same_concept_folder_is_refused_before_it_computes_anything(command, tmp_path, capsys,
                                                                                        monkeypatch, tiny_llama):
     """Two processes on one OUT/<concept> would overwrite each other's caches; the one holding
-    the folder's lock (here: this test) wins, the other stops before generating anything
-    (extract before loading the model; run loads it once for all its concepts first)."""
+    the folder's lock (here: this test) wins, the other stops before generating anything."""
     import steerkit.workflow
     from steerkit._lock import exclusive
 
-    if command == "run":
-        monkeypatch.setattr(steerkit.lm, "load_model", lambda *a, **k: tiny_llama)
-    else:
-        monkeypatch.setattr(steerkit.lm, "load_model", lambda *a, **k: pytest.fail("the model was loaded"))
+    monkeypatch.setattr(steerkit.lm, "load_model", lambda *a, **k: tiny_llama)
     monkeypatch.setattr(steerkit.workflow, "contrastive_answers", lambda *a, **k: pytest.fail("answers generated"))
     folder = tmp_path / "formal"
     with exclusive(folder / ".lock", folder):
