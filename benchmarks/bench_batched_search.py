@@ -59,10 +59,11 @@ def main(argv=None) -> int:
     parser.add_argument("--n-questions", type=int, default=8, help="evaluation questions judged per configuration")
     parser.add_argument("--max-new-tokens", type=int, default=48)
     parser.add_argument("--generation-batch", type=int, default=32, help="rows per generation batch (run default)")
+    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"], help="model weights and compute")
     parser.add_argument("--out", default="benchmarks/results/batched_search.json")
     args = parser.parse_args(argv)
 
-    lm = load_model()
+    lm = load_model(dtype=args.dtype)
     concept = load_concept("pirate")
     samples = generate_contrastive(lm, concept, n_questions=3, max_new_tokens=24, batch_size=30, progress=False)
     activations = build_activation_set(lm, samples, concept="pirate", progress=False)
@@ -102,7 +103,7 @@ def main(argv=None) -> int:
     one = table[min(args.batch_sizes)]["configs_per_minute"]
     best = max(table, key=lambda n: table[n]["configs_per_minute"])
     result = {
-        "model": lm.name, "n_configs": n_configs, "n_questions": len(questions), "max_new_tokens": args.max_new_tokens,
+        "model": lm.name, "dtype": args.dtype, "n_configs": n_configs, "n_questions": len(questions), "max_new_tokens": args.max_new_tokens,
         "generation_batch": args.generation_batch, "repeats": args.repeats, "by_n_batch": table,
         "best_n_batch": best, "speedup_at_best": table[best]["configs_per_minute"] / one,
     }

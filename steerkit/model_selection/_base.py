@@ -75,6 +75,12 @@ def _answers(models: list, questions: list[list[str]]) -> list[list[str]] | None
     return [list(flat[start:stop]) for start, stop in zip(bounds[:-1], bounds[1:])]
 
 
+def _split(table: pd.DataFrame, sizes: list[int]) -> list[pd.DataFrame]:
+    """Consecutive row blocks of ``table`` of the given ``sizes``, each indexed from 0."""
+    bounds = np.cumsum([0] + sizes)
+    return [table.iloc[start:stop].reset_index(drop=True) for start, stop in zip(bounds[:-1], bounds[1:])]
+
+
 def evaluate_batch(estimator, configurations: list[dict], activations, questions: list[list[str]],
                    scoring) -> tuple[list[pd.DataFrame], float]:
     """Fit ``configured(estimator, configurations[k])`` on ``activations``, answer
@@ -82,9 +88,10 @@ def evaluate_batch(estimator, configurations: list[dict], activations, questions
 
     One configuration, or estimators without ``interventions()`` (a prompting baseline, a
     user's estimator), are judged one at a time with ``scoring.evaluate``; otherwise all answers
-    come from one per-row-steered generation and each configuration's answers are judged with
-    ``scoring.score_responses``, as ``evaluate`` does. Returns the judged tables (one row per
-    question, ``RESPONSE_COLUMNS``) and the seconds the whole batch took.
+    come from one per-row-steered generation and are judged by one ``scoring.score_responses``
+    call (a judge scores each answer on its own, as ``evaluate`` does, so batching only lets its
+    model see more answers per forward pass). Returns the judged tables (one row per question,
+    ``RESPONSE_COLUMNS``) and the seconds the whole batch took.
     """
     start = time.perf_counter()
     models = [configured(estimator, params).fit(activations) for params in configurations]
@@ -92,7 +99,8 @@ def evaluate_batch(estimator, configurations: list[dict], activations, questions
     if answers is None:
         tables = [scoring.evaluate(model, qs) for model, qs in zip(models, questions)]
     else:
-        tables = [scoring.score_responses(qs, responses) for qs, responses in zip(questions, answers)]
+        flat = scoring.score_responses([q for qs in questions for q in qs], [a for rows in answers for a in rows])
+        tables = _split(flat, [len(qs) for qs in questions])
     return tables, time.perf_counter() - start
 
 
