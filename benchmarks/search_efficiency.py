@@ -80,14 +80,14 @@ class ConceptGrid:
         self.cache_path = folder / "grid_cache.json"
         self.cache = EvaluationCache.load(self.cache_path)
         self.recommender = GraceRecommender().fit(self.activations)
-        self.n_layers = lm.n_layers
+        self.n_blocks = lm.n_blocks
         self.coefficients = tuple(coefficients)  # the searched coefficients (GRACE's by default)
 
     def evaluate(self) -> pd.DataFrame:
         """Judge every configuration of the full space; returns one row per configuration
         (layer, coefficient, utility = the current objective, concept, coherence, seconds)."""
         frames = []
-        for layer in tqdm(range(1, self.n_layers + 1), desc=f"grid {self.folder.name}", unit="layer", leave=False):
+        for layer in tqdm(range(1, self.n_blocks + 1), desc=f"grid {self.folder.name}", unit="layer", leave=False):
             space = {"layer": [layer], "steerer__coefficient": list(self.coefficients)}
             search = GridSearchSteer(self.estimator, space, self.scoring, cache=self.cache, refit=False,
                                      progress=False).fit(self.activations, self.questions)
@@ -114,7 +114,7 @@ class ConceptGrid:
 
     def tpe(self, seed: int, n_trials: int, layers=None, **options) -> np.ndarray:
         """Trial utilities of one TPE search (every evaluation read from the cache)."""
-        search = TPESearchSteer(self.estimator, grace_space(self.n_layers, coefficients=self.coefficients),
+        search = TPESearchSteer(self.estimator, grace_space(self.n_blocks, coefficients=self.coefficients),
                                 self.scoring, n_trials=n_trials,
                                 random_state=seed, layers=layers, cache=self.cache, refit=False, progress=False,
                                 **options)
@@ -124,7 +124,7 @@ class ConceptGrid:
 
     def grid(self, seed: int) -> np.ndarray:
         """Trial utilities of GRACE's grid (every 5th layer × {1, 2, 3}) in a seeded random order."""
-        search = GridSearchSteer(self.estimator, grace_grid(self.n_layers), self.scoring, cache=self.cache,
+        search = GridSearchSteer(self.estimator, grace_grid(self.n_blocks), self.scoring, cache=self.cache,
                                  refit=False, progress=False).fit(self.activations, self.questions)
         scores = np.asarray(search.cv_results_["mean_test_score"], dtype=float)
         return np.random.default_rng(seed).permutation(scores)
@@ -150,7 +150,7 @@ def summarise(histories: list[np.ndarray], landscape: pd.DataFrame, n_trials: in
 def replay(grid: ConceptGrid, landscape: pd.DataFrame, unsteered: float, seeds: int, n_trials: int,
            figure: Path) -> dict:
     """All strategies over ``seeds`` seeds; returns their summaries and draws best-so-far curves."""
-    ranking = grid.recommender.report_.top_alignment_layers(grid.n_layers, "pl")
+    ranking = grid.recommender.report_.top_alignment_layers(grid.n_blocks, "pl")
     middle = float(np.median(GRACE_COEFFICIENTS))  # 2.5, also when lower coefficients are searched
     warm_start = [{"layer": int(layer), "steerer__coefficient": middle} for layer in ranking[:5]]
     strategies = {

@@ -37,7 +37,7 @@ def main(argv=None) -> int:
 
     lm = load_model(args.model)
     concept = load_concept(args.concept)
-    layer = args.layer if args.layer is not None else round(0.6 * lm.n_layers)
+    layer = args.layer if args.layer is not None else round(0.6 * lm.n_blocks)
     samples = generate_contrastive(lm, concept, n_questions=args.n_questions, max_new_tokens=args.max_new_tokens,
                                    progress=False)
     acts = build_activation_set(lm, samples, concept=concept.name, progress=False)

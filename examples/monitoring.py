@@ -33,7 +33,7 @@ def main(argv=None) -> int:
 
     lm = load_model(args.model)
     concept = load_concept(args.concept)
-    layers = args.layers or sorted({max(1, round(f * lm.n_layers)) for f in (0.2, 0.4, 0.6, 0.8)})
+    layers = args.layers or sorted({max(1, round(f * lm.n_blocks)) for f in (0.2, 0.4, 0.6, 0.8)})
     samples = generate_contrastive(lm, concept, n_questions=args.n_questions, max_new_tokens=args.max_new_tokens,
                                    progress=False)
     acts = build_activation_set(lm, samples, concept=concept.name, progress=False)

@@ -208,10 +208,10 @@ def _recorded_concept(given: str | None, name: str | None, source: str | None, p
 def _layer_vector(vector, layer: int, what: str, lm, path) -> np.ndarray:
     """The ``(d,)`` vector to add at ``layer`` of ``lm``, from a ``(d,)`` or ``(L + 1, d)``
     ``vector`` read from ``path``; ``what`` names where ``layer`` came from, for errors."""
-    if vector.ndim == 2 and vector.shape[0] != lm.n_layers + 1:
-        raise ValueError(f"{path} holds {vector.shape[0]} layers but {lm.name} has {lm.n_layers + 1}; "
+    if vector.ndim == 2 and vector.shape[0] != lm.n_blocks + 1:
+        raise ValueError(f"{path} holds {vector.shape[0]} layers but {lm.name} has {lm.n_blocks + 1}; "
                          "use the model it was fitted on (--model)")
-    _check_layer_index(layer, lm.n_layers + 1, what, f"{lm.name} ({lm.n_layers} blocks, 0 = embedding output)")
+    _check_layer_index(layer, lm.n_blocks + 1, what, f"{lm.name} ({lm.n_blocks} blocks, 0 = embedding output)")
     vector = vector[layer] if vector.ndim == 2 else vector
     if vector.shape[0] != lm.hidden_size:
         raise ValueError(f"{path} holds vectors of {vector.shape[0]} values but {lm.name} has hidden size "
@@ -239,7 +239,7 @@ def _cmd_generate(args) -> int:
     ).evaluation_questions[: args.n_questions])
     lm = _load_model(args, args.model or sidecar.get("model"))
     if layer is None:
-        layer = round(DEFAULT_LAYER_FRACTION * lm.n_layers)
+        layer = round(DEFAULT_LAYER_FRACTION * lm.n_blocks)
         what = f"the default layer {layer}"
     vector = _layer_vector(vector, layer, what, lm, tensor_path)
     kwargs = {"max_new_tokens": args.max_new_tokens, "batch_size": args.batch_size}
@@ -301,10 +301,10 @@ def _cmd_search(args) -> int:
                              batch_size=args.batch_size)
     coefficients = args.coefficients
     if args.method == "grid":
-        grid = grace_grid(lm.n_layers, coefficients=coefficients or (1.0, 2.0, 3.0))
+        grid = grace_grid(lm.n_blocks, coefficients=coefficients or (1.0, 2.0, 3.0))
         search = GridSearchSteer(estimator, grid, judge, layers=args.layers, cv=args.cv or None)
     else:
-        space = grace_space(lm.n_layers, coefficients=coefficients) if coefficients else grace_space(lm.n_layers)
+        space = grace_space(lm.n_blocks, coefficients=coefficients) if coefficients else grace_space(lm.n_blocks)
         search = TPESearchSteer(estimator, space, judge, n_trials=args.n_trials, random_state=args.seed,
                                 layers=args.layers, cv=args.cv or None, storage=args.storage,
                                 study_name=args.study_name)

@@ -286,7 +286,7 @@ def _run_in_folder(lm, concept, folder: Path, settings: RunSettings, progress: b
     gguf_note = None
     if layer >= 2:
         save_gguf_control_vector(vectors / "best.gguf", {layer: coefficient * best.vector_},
-                                 model_hint=lm.model.config.model_type, n_layers=lm.n_layers)
+                                 model_hint=lm.model.config.model_type, n_layers=lm.n_blocks)
     else:
         gguf_note = f"layer {layer} cannot be expressed as a llama.cpp control vector (needs layer ≥ 2)"
     lap("outputs")

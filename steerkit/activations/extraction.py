@@ -96,7 +96,7 @@ def extract_activations(
         raise ValueError(f"component must be one of {COMPONENTS}, got {component!r}")
     sequences, prompt_lengths = _tokenize_pairs(lm, prompts, [None] * len(prompts) if responses is None else responses)
     positions = POSITIONS[:2] if responses is None else POSITIONS
-    n, n_layers, d = len(sequences), lm.n_layers + 1, lm.hidden_size
+    n, n_layers, d = len(sequences), lm.n_blocks + 1, lm.hidden_size
     lengths, prompt_lengths = np.array([len(s) for s in sequences]), np.asarray(prompt_lengths)
     pooled = torch.zeros((n, n_layers, len(positions), d), dtype=torch.float32)
     state: dict[str, torch.Tensor] = {}

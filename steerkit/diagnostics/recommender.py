@@ -181,6 +181,6 @@ class GraceRecommender(MetaEstimatorMixin, BaseEstimator):
         rec = self.recommendation_
         estimator = SteeredModel(model, clone(self.best_estimator_), max_new_tokens=max_new_tokens,
                                  batch_size=batch_size)
-        space = grace_space(model.n_layers, layers=rec.layers, coefficients=coefficients or GRACE_COEFFICIENTS)
+        space = grace_space(model.n_blocks, layers=rec.layers, coefficients=coefficients or GRACE_COEFFICIENTS)
         return TPESearchSteer(estimator, space, scoring, n_trials=n_trials or rec.n_trials,
                               random_state=random_state, **search_params)

@@ -73,9 +73,9 @@ def find_decoder_blocks(model: nn.Module, block_path: str | None = None) -> tupl
         return block_path, blocks
 
     candidates = _homogeneous_lists(model)
-    n_layers = expected_layer_count(getattr(model, "config", None))
-    if n_layers is not None:
-        candidates = [(p, m) for p, m in candidates if len(m) == n_layers]
+    n_blocks = expected_layer_count(getattr(model, "config", None))
+    if n_blocks is not None:
+        candidates = [(p, m) for p, m in candidates if len(m) == n_blocks]
     elif candidates:
         longest = max(len(m) for _, m in candidates)
         candidates = [(p, m) for p, m in candidates if len(m) == longest]
@@ -87,7 +87,7 @@ def find_decoder_blocks(model: nn.Module, block_path: str | None = None) -> tupl
     if len(candidates) == 1:
         return candidates[0]
     if not candidates:
-        expected = f"{n_layers} blocks (from its config)" if n_layers else "any blocks"
+        expected = f"{n_blocks} blocks (from its config)" if n_blocks else "any blocks"
         raise _hint(model, f"no nn.ModuleList of identical modules holds {expected}")
     paths = ", ".join(repr(p) for p, _ in candidates)
     raise _hint(model, f"several module lists could be the decoder ({paths})")

@@ -24,10 +24,10 @@ SiteFn = Callable[[torch.Tensor], "torch.Tensor | None"]
 def check_layer(lm, layer: int) -> int:
     """Validate a layer index against ``lm`` (0..L) and return it as an int."""
     if isinstance(layer, bool) or not isinstance(layer, (int, np.integer)):
-        raise TypeError(f"layer must be an integer in 0..{lm.n_layers}, got {layer!r}")
-    if not 0 <= layer <= lm.n_layers:
+        raise TypeError(f"layer must be an integer in 0..{lm.n_blocks}, got {layer!r}")
+    if not 0 <= layer <= lm.n_blocks:
         raise ValueError(
-            f"layer {layer} is out of range for {lm.name} ({lm.n_layers} blocks): use 0..{lm.n_layers} "
+            f"layer {layer} is out of range for {lm.name} ({lm.n_blocks} blocks): use 0..{lm.n_blocks} "
             "(0 = embedding output, l = output of block l)"
         )
     return int(layer)

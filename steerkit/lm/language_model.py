@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 from torch import nn
 
 from steerkit.lm.blocks import find_decoder_blocks
@@ -23,7 +25,8 @@ class LanguageModel:
 
     Layer convention used everywhere in steerkit: layer ``l`` (1..L) is the residual stream
     *after* decoder block ``l``; layer 0 is the embedding output (the input of block 1).
-    Activation arrays therefore have ``n_layers + 1`` entries on their layer axis.
+    Activation arrays therefore have ``n_blocks + 1`` entries on their layer axis (what an
+    ``ActivationSet`` calls its ``n_layers``).
 
     Attributes
     ----------
@@ -31,7 +34,7 @@ class LanguageModel:
     tokenizer : its tokenizer; a missing pad token is set to the EOS token.
     name : the name it was loaded by.
     block_path : dotted path of the decoder block list (``"model.layers"``).
-    blocks : the ``nn.ModuleList`` of decoder blocks (length ``n_layers``).
+    blocks : the ``nn.ModuleList`` of decoder blocks (length ``n_blocks``).
     sublayer_paths : ``{"attn": path or None, "mlp": path or None}``, the attention and MLP
         submodule paths inside a block when given (``attn_path=``, ``mlp_path=``); None uses
         the rule of :mod:`steerkit.lm.sites`.
@@ -86,14 +89,22 @@ class LanguageModel:
 
     def __repr__(self) -> str:
         return (
-            f"LanguageModel({self.name!r}, layers={self.n_layers}, hidden_size={self.hidden_size}, "
+            f"LanguageModel({self.name!r}, blocks={self.n_blocks}, hidden_size={self.hidden_size}, "
             f"dtype={self.dtype}, device={self.device})"
         )
 
     @property
-    def n_layers(self) -> int:
-        """Number of decoder blocks ``L`` (activation arrays hold ``L + 1`` layers)."""
+    def n_blocks(self) -> int:
+        """Number of decoder blocks ``L`` (activation arrays hold ``L + 1`` layers: 0..L)."""
         return len(self.blocks)
+
+    @property
+    def n_layers(self) -> int:
+        """Deprecated alias of :attr:`n_blocks` (a DeprecationWarning; removed in the next release)."""
+        warnings.warn("LanguageModel.n_layers is deprecated and will be removed in the next release: use n_blocks "
+                      "(the number of decoder blocks L; activation arrays hold L + 1 layers)",
+                      DeprecationWarning, stacklevel=2)
+        return self.n_blocks
 
     def site_module(self, site) -> nn.Module:
         """The module whose output is ``site`` (layer >= 1): block ``l``, or its attention or

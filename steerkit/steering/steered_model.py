@@ -106,7 +106,7 @@ class SteeredModel(BaseEstimator):
         if self.model is None:
             raise ValueError("SteeredModel needs a model: SteeredModel(model=load_model(), ...)")
         if self.layer is None:
-            raise ValueError(f"SteeredModel needs a layer in 0..{self.model.n_layers}")
+            raise ValueError(f"SteeredModel needs a layer in 0..{self.model.n_blocks}")
         check_positions(self._renamed("positions", "steer_positions"))
         return check_site(self.model, self.layer)
 
@@ -116,10 +116,10 @@ class SteeredModel(BaseEstimator):
         layer = self._check().layer
         vector = np.asarray(self._fitted_steerer().vector_)
         if vector.ndim == 2:
-            if vector.shape[0] != self.model.n_layers + 1:
+            if vector.shape[0] != self.model.n_blocks + 1:
                 raise ValueError(
                     f"the steerer was fitted on {vector.shape[0]} layers but {self.model.name} has "
-                    f"{self.model.n_layers + 1} (0..{self.model.n_layers})"
+                    f"{self.model.n_blocks + 1} (0..{self.model.n_blocks})"
                 )
             vector = vector[layer]
         return vector

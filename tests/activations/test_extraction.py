@@ -25,7 +25,7 @@ def test_pooled_reads_match_hidden_states(arch, tokenizer):
     acts = extract_activations(lm, prompts, ANSWERS, batch_size=2)
     for i in range(2):
         hidden, n_prompt = _hf_hidden_states(lm, prompts[i], ANSWERS[i])
-        for layer in range(lm.n_layers):  # hidden_states[l] = block l output for l < L
+        for layer in range(lm.n_blocks):  # hidden_states[l] = block l output for l < L
             h = hidden[layer]
             np.testing.assert_allclose(acts["prompt_last"][i, layer], h[n_prompt - 1], atol=1e-4, rtol=1e-4)
             np.testing.assert_allclose(acts["prompt_avg"][i, layer], h[:n_prompt].mean(0), atol=1e-4, rtol=1e-4)
@@ -92,7 +92,7 @@ def test_pooled_reads_at_a_sublayer_match_its_output(arch, component, tokenizer)
     np.testing.assert_array_equal(acts["response_avg"][:, 0], 0)  # no sublayer before block 1
     for i in range(2):
         n_prompt = len(lm.tokenizer(prompts[i], add_special_tokens=False)["input_ids"])
-        sites = [Site(layer, component) for layer in range(1, lm.n_layers + 1)]
+        sites = [Site(layer, component) for layer in range(1, lm.n_blocks + 1)]
         ids = lm.tokenizer(prompts[i] + ANSWERS[i], add_special_tokens=False)["input_ids"]
         with torch.inference_mode(), record_activations(lm, sites) as rec:
             lm.model(torch.tensor([ids]))

@@ -9,8 +9,14 @@ from tests.conftest import ARCHES, EXPECTED_BLOCK_PATHS, build_tiny
 def test_blocks_found_by_general_rule(arch, tokenizer):
     lm = build_tiny(arch, tokenizer)
     assert lm.block_path == EXPECTED_BLOCK_PATHS[arch]
-    assert lm.n_layers == 3
+    assert lm.n_blocks == 3
     assert lm.hidden_size == 64
+
+
+def test_n_layers_is_a_deprecated_alias_of_n_blocks(tiny_llama):
+    with pytest.warns(DeprecationWarning, match="use n_blocks"):
+        assert tiny_llama.n_layers == tiny_llama.n_blocks == len(tiny_llama.blocks) == 3
+    assert "blocks=3," in repr(tiny_llama) and "layers=" not in repr(tiny_llama)
 
 
 def test_explicit_block_path_overrides_search(tiny_llama):

@@ -8,7 +8,7 @@ from steerkit.lm.loading import convert_gguf, embedded_gguf_path, resolve_dtype
 
 
 def test_embedded_model_is_cached_and_loads_fast(smollm):
-    assert smollm.n_layers == 30 and smollm.hidden_size == 576
+    assert smollm.n_blocks == 30 and smollm.hidden_size == 576
     assert smollm.block_path == "model.layers"
     start = time.perf_counter()
     folder = convert_gguf(embedded_gguf_path("smollm2-135m-instruct"))
@@ -36,7 +36,7 @@ def test_bad_dtype_and_missing_gguf_are_clear(tmp_path):
 def test_local_folder_loads(smollm):
     folder = convert_gguf(embedded_gguf_path("smollm2-135m-instruct"))
     lm = load_model(str(folder))
-    assert lm.n_layers == smollm.n_layers
+    assert lm.n_blocks == smollm.n_blocks
 
 
 def test_chat_prompt_uses_template_and_system(smollm):

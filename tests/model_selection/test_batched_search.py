@@ -93,7 +93,7 @@ def test_a_batched_grid_on_a_real_model_judges_the_same_answers_as_one_at_a_time
     from steerkit.steering import SteeredModel
 
     rng = np.random.default_rng(0)
-    activations = ActivationSet({"response_avg": rng.normal(size=(8, tiny_llama.n_layers + 1, tiny_llama.hidden_size))},
+    activations = ActivationSet({"response_avg": rng.normal(size=(8, tiny_llama.n_blocks + 1, tiny_llama.hidden_size))},
                                 y=[1, 0] * 4, question_ids=[0, 0, 1, 1, 2, 2, 3, 3], instruction_ids=[0] * 8,
                                 contrast_ids=[0, 0, 1, 1, 2, 2, 3, 3], model_name=tiny_llama.name)
     judge = make_steer_scorer(lambda question, response: float(sum(map(ord, response)) % 101), name="text")

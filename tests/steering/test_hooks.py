@@ -24,7 +24,7 @@ def _vector(lm, seed=0):
 def test_steering_at_layer_changes_exactly_what_reading_there_sees(tiny_llama, layer):
     lm, v, coef = tiny_llama, _vector(tiny_llama), 2.5
     text = lm.chat_prompt(PROMPTS[0])
-    layers = range(lm.n_layers + 1)
+    layers = range(lm.n_blocks + 1)
     with record_activations(lm, layers) as plain:
         _forward(lm, text)
     with record_activations(lm, layers) as steered, steer(lm, v, layer, coef, positions="all"):

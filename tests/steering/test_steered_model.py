@@ -61,7 +61,7 @@ def test_model_loaded_by_name_pickles_as_a_reference(smollm):
     blob = pickle.dumps(SteeredModel(smollm, PVSteerer(), layer=3))
     assert len(blob) < 10_000  # the weights do not travel
     restored = pickle.loads(blob)
-    assert restored.model.n_layers == 30 and restored.model.load_spec == smollm.load_spec
+    assert restored.model.n_blocks == 30 and restored.model.load_spec == smollm.load_spec
     assert pickle.loads(blob).model.model is restored.model.model  # one torch model per process
 
 
