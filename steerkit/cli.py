@@ -222,6 +222,7 @@ def _layer_vector(vector, layer: int, what: str, lm, path) -> np.ndarray:
 def _cmd_generate(args) -> int:
     from steerkit._values import check_coefficient
     from steerkit.estimators.files import load_vector, vector_paths
+    from steerkit.lm import Site
     from steerkit.steering import steer
 
     vector, sidecar = load_vector(args.vector)
@@ -242,13 +243,15 @@ def _cmd_generate(args) -> int:
         layer = round(DEFAULT_LAYER_FRACTION * lm.n_blocks)
         what = f"the default layer {layer}"
     vector = _layer_vector(vector, layer, what, lm, tensor_path)
+    site = Site(layer, sidecar.get("component") or "residual")  # a sublayer vector is steered where it was read
     kwargs = {"max_new_tokens": args.max_new_tokens, "batch_size": args.batch_size}
     start = time.perf_counter()
-    with steer(lm, vector, layer, coefficient, positions=args.positions):
+    with steer(lm, vector, site, coefficient, positions=args.positions):
         steered = lm.generate(questions, **kwargs)
     elapsed = time.perf_counter() - start
     baseline = lm.generate(questions, **kwargs) if args.compare else None
-    print(f"steering at layer {layer} with coefficient {coefficient} on {args.positions} positions "
+    where = f"layer {layer}" if site.component == "residual" else f"layer {layer} ({site.component})"
+    print(f"steering at {where} with coefficient {coefficient} on {args.positions} positions "
           f"({len(questions)} answers in {elapsed:.1f} s)", file=sys.stderr)
     records = []
     for i, question in enumerate(questions):
@@ -262,8 +265,8 @@ def _cmd_generate(args) -> int:
     if args.out:
         from steerkit._io import write_json
 
-        write_json(args.out, {"layer": layer, "coefficient": coefficient, "positions": args.positions,
-                              "model": lm.name, "answers": records})
+        write_json(args.out, {"layer": layer, "component": site.component, "coefficient": coefficient,
+                              "positions": args.positions, "model": lm.name, "answers": records})
     return 0
 
 

@@ -14,9 +14,11 @@ from steerkit._io import atomic_path, read_safetensors, write_json
 from steerkit._values import check_coefficient, check_finite
 
 SIDECAR_KEYS = ("model", "layer", "construction", "concept", "hidden_size", "coefficient")
-TEXT_KEYS = ("model", "construction", "concept", "concept_source", "position", "positions")
+TEXT_KEYS = ("model", "construction", "concept", "concept_source", "position", "positions", "component")
 """Sidecar fields that hold a string (or ``null``); ``concept_source`` is the absolute path of
-the concept file when the concept did not come from the bundled ones."""
+the concept file when the concept did not come from the bundled ones; ``component`` is the
+site the vector belongs to at ``layer`` (``"residual"``, ``"attn"`` or ``"mlp"``; absent means
+``"residual"``)."""
 REMEDY = "re-create it with `steerkit fit`"
 
 
@@ -46,8 +48,8 @@ def check_sidecar(sidecar, shape: tuple[int, ...]) -> None:
 
     ``layer`` must be a non-negative integer (below ``shape[0]`` for an all-layer vector),
     ``coefficient`` a usable strength (:func:`steerkit._values.check_coefficient`),
-    ``hidden_size`` and ``shape`` those of the vector, :data:`TEXT_KEYS` strings; each may be
-    absent or ``null``.
+    ``hidden_size`` and ``shape`` those of the vector, :data:`TEXT_KEYS` strings, ``component`` a
+    site component; each may be absent or ``null``.
     """
     if not isinstance(sidecar, dict):
         raise ValueError(f"must be a JSON object, got {type(sidecar).__name__}")
@@ -68,6 +70,12 @@ def check_sidecar(sidecar, shape: tuple[int, ...]) -> None:
     for key in TEXT_KEYS:
         if not isinstance(sidecar.get(key), (str, type(None))):
             raise ValueError(f"field {key!r} must be a string, got {sidecar[key]!r}")
+    component = sidecar.get("component")
+    if component is not None:
+        from steerkit.lm.sites import COMPONENTS  # imports torch, so only for a sidecar that names one
+
+        if component not in COMPONENTS:
+            raise ValueError(f"field 'component' must be one of {COMPONENTS}, got {component!r}")
 
 
 def save_vector(path: str | os.PathLike, vector, **metadata) -> Path:
@@ -75,7 +83,8 @@ def save_vector(path: str | os.PathLike, vector, **metadata) -> Path:
 
     ``vector`` is ``(d,)`` for one layer or ``(L + 1, d)`` for all layers (float32, activation
     units, finite). ``metadata`` should carry ``model, layer, construction, concept,
-    coefficient`` (and ``concept_source`` for a concept file); ``hidden_size`` and ``shape`` are
+    coefficient`` (and ``concept_source`` for a concept file, ``component`` for a vector of an
+    ``"attn"`` or ``"mlp"`` site); ``hidden_size`` and ``shape`` are
     filled in. Both files are written atomically, and neither when a check fails.
     """
     tensor_path, sidecar_path = vector_paths(path)

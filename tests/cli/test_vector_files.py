@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from safetensors.numpy import save_file
 
-from steerkit import cli
+from steerkit import Site, cli, record_activations
 from steerkit.activations import ActivationSet
 from steerkit.cli import main
 from steerkit.concepts import scaffold_concept
@@ -282,3 +282,21 @@ def test_search_on_activations_from_a_lost_concept_file_says_to_pass_concept(tmp
     path = activation_set(info={"concept_source": str(tmp_path / "gone.json")}).save(tmp_path / "acts")
     assert main(["search", str(path), "--out", str(tmp_path / "search")]) == 2
     one_error_line(capsys, "acts.safetensors", "'myconcept'", "gone.json no longer exists", "--concept")
+
+
+def test_generate_steers_the_sublayer_recorded_in_the_sidecar(tmp_path, tiny_model):
+    vector = np.random.default_rng(3).normal(size=D).astype(np.float32)
+    attn = Site(2, "attn")
+    with record_activations(tiny_model, [attn]) as plain:
+        tiny_model.generate(["hi"], max_new_tokens=1)
+    deltas = {}
+    for component in ("residual", "attn"):
+        path = save_vector(tmp_path / component, vector, layer=2, component=component, coefficient=2.0)
+        out = tmp_path / f"{component}.json"
+        with record_activations(tiny_model, [attn]) as steered:
+            assert main(["generate", str(path), "-q", "hi", "--max-new-tokens", "1", "--out", str(out)]) == 0
+        assert json.loads(out.read_text())["component"] == component
+        deltas[component] = (steered[attn][0] - plain[attn][0])[0].numpy()
+    np.testing.assert_array_equal(deltas["residual"], 0)  # block 2's output is steered after its attention
+    np.testing.assert_array_equal(deltas["attn"][:-1], 0)  # "response": the last prompt position
+    np.testing.assert_allclose(deltas["attn"][-1], 2.0 * vector, atol=1e-4)
