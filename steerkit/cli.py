@@ -230,7 +230,7 @@ def _cmd_generate(args) -> int:
     if args.coefficient is not None:
         coefficient = check_coefficient(args.coefficient, "--coefficient")
     else:
-        coefficient = sidecar.get("coefficient") or 1.0
+        coefficient = 1.0 if sidecar.get("coefficient") is None else sidecar["coefficient"]
     layer = args.layer if args.layer is not None else sidecar.get("layer")
     what = f"--layer {layer}" if args.layer is not None else f"layer {layer} recorded in {sidecar_path}"
     if layer is not None and vector.ndim == 2:

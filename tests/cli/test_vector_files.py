@@ -300,3 +300,10 @@ def test_generate_steers_the_sublayer_recorded_in_the_sidecar(tmp_path, tiny_mod
     np.testing.assert_array_equal(deltas["residual"], 0)  # block 2's output is steered after its attention
     np.testing.assert_array_equal(deltas["attn"][:-1], 0)  # "response": the last prompt position
     np.testing.assert_allclose(deltas["attn"][-1], 2.0 * vector, atol=1e-4)
+
+
+def test_generate_keeps_a_recorded_coefficient_of_zero(tmp_path, capsys, tiny_model):
+    """0.0 is a strength (steering off), not a missing one."""
+    path = vector_file(tmp_path, coefficient=0.0)
+    assert main(["generate", str(path), "-q", "hi", "--max-new-tokens", "2"]) == 0
+    assert "coefficient 0.0" in capsys.readouterr().err
