@@ -164,7 +164,11 @@ class Intervening:
         if self._context_handle is not None:
             raise RuntimeError("these interventions are already installed")
         self._context_handle = self.lm.model.base_model.register_forward_pre_hook(self._note_context, with_kwargs=True)
-        self._install_sites()
+        try:
+            self._install_sites()
+        except BaseException:  # e.g. a sublayer that cannot be found: leave no hook behind
+            self.__exit__(None, None, None)
+            raise
         return self
 
     def __exit__(self, *exc) -> None:
@@ -181,7 +185,7 @@ class Intervening:
     def _install_sites(self) -> None:
         if self._context_handle is None:
             return
-        for site in self._sites() - set(self._handles):
+        for site in sorted(self._sites() - set(self._handles), key=lambda site: (site.layer, site.component)):
             self._handles[site] = add_site_hook(self.lm, site, lambda h, site=site: self._apply(h, site), prepend=True)
 
     def _apply(self, hidden: torch.Tensor, site: Site) -> torch.Tensor | None:

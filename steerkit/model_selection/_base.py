@@ -69,7 +69,8 @@ def _answers(models: list, questions: list[list[str]]) -> list[list[str]] | None
         return None
     lm, max_new_tokens, batch_size = shared
     rows = [q for qs in questions for q in qs]
-    per_row = [m.interventions() for m, qs in zip(models, questions) for _ in qs]
+    steering = [m.interventions() for m in models]  # one list per configuration: its rows form one group
+    per_row = [interventions for interventions, qs in zip(steering, questions) for _ in qs]
     flat = lm.generate(rows, max_new_tokens=max_new_tokens, batch_size=batch_size, interventions=per_row)
     bounds = np.cumsum([0] + [len(qs) for qs in questions])
     return [list(flat[start:stop]) for start, stop in zip(bounds[:-1], bounds[1:])]

@@ -145,3 +145,21 @@ def test_interventions_removed_on_exit_after_an_exception(tiny_llama):
             assert _hook_counts(tiny_llama) != before
             raise RuntimeError("boom")
     assert _hook_counts(tiny_llama) == before
+
+
+def test_a_site_that_cannot_be_installed_leaves_no_hook_behind(tiny_llama):
+    """Sites are installed one after another; when one fails (a sublayer that cannot be found),
+    the ones already installed must come off again, or they would steer every later call."""
+    from steerkit.lm import LanguageModel, SublayerNotFoundError
+
+    from steerkit.steering import Steering
+
+    lm = LanguageModel(tiny_llama.model, tiny_llama.tokenizer, mlp_path="nope")
+    before = _hook_counts(lm)
+    steering = Steering(lm, positions="all")
+    for site in (Site(1), Site(2), Site(3), Site(2, "mlp")):
+        steering.add(V, site)
+    with pytest.raises(SublayerNotFoundError):
+        with steering:
+            pass
+    assert _hook_counts(lm) == before
