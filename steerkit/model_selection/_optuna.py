@@ -283,16 +283,23 @@ class OptunaSearchSteer(BaseSearchSteer):
         return study
 
     # -- one batch of trials -----------------------------------------------------------------
-    def _ask(self, study: optuna.Study, space: _Space, size: int) -> tuple[dict, list, list]:
-        """Ask up to ``size`` trials. Returns ``{trial: params}`` to judge, repeats of a trial of
-        this batch ``(trial, batch-mate)``, and the trials that ended at once (a repeat of an
-        earlier trial, told its score; a surplus trial, pruned: others filled the budget)."""
+    def _ask(self, study: optuna.Study, space: _Space, size: int, asked: list,
+             heartbeats: contextlib.ExitStack) -> tuple[dict, list]:
+        """Ask up to ``size`` trials. Returns ``{trial: params}`` to judge and the repeats of a
+        trial of this batch ``(trial, batch-mate)``; the other trials end at once (a repeat of an
+        earlier trial is told its score; a surplus trial is pruned: others filled the budget).
+
+        Every trial is appended to ``asked`` and starts its heartbeat (on ``heartbeats``) the
+        moment it exists, so an error or a kill later in the batch never leaves it RUNNING
+        unnoticed."""
         fresh: dict[optuna.Trial, dict] = {}
-        deferred, ended = [], []
+        deferred = []
         for _ in range(size):
             with warnings.catch_warnings():
                 warnings.filterwarnings("ignore", "Heartbeat of storage", UserWarning)  # we send them ourselves
                 trial = study.ask()
+            asked.append(trial)
+            heartbeats.enter_context(get_heartbeat_thread(trial._trial_id, study._storage))
             params = space.suggest(trial)
             key = self._key(params)
             trial.set_user_attr("key", key)
@@ -306,14 +313,12 @@ class OptunaSearchSteer(BaseSearchSteer):
                     deferred.append((trial, mate))
                 else:
                     _tell(study, trial, *_repeat(trial, earlier))
-                    ended.append(trial)
             elif _open_slots(trials, self.n_trials, before=trial.number) <= 0:
                 trial.set_user_attr("surplus", True)  # another worker filled the budget meanwhile
                 _tell(study, trial, _State.PRUNED)
-                ended.append(trial)
             else:
                 fresh[trial] = params
-        return fresh, deferred, ended
+        return fresh, deferred
 
     def _judge(self, study: optuna.Study, fresh: dict, questions: list[str], evaluate_candidates) -> None:
         """Judge the ``fresh`` trials together, chunk by chunk when pruning, and tell them."""
@@ -343,11 +348,8 @@ class OptunaSearchSteer(BaseSearchSteer):
         told when an error or Ctrl-C interrupts the batch is marked failed."""
         asked: list[optuna.Trial] = []
         try:
-            fresh, deferred, ended = self._ask(study, space, size)
-            asked = [*fresh, *(trial for trial, _ in deferred), *ended]
             with contextlib.ExitStack() as heartbeats:
-                for trial in fresh:
-                    heartbeats.enter_context(get_heartbeat_thread(trial._trial_id, study._storage))
+                fresh, deferred = self._ask(study, space, size, asked, heartbeats)
                 self._judge(study, dict(fresh), questions, evaluate_candidates)
             for trial, mate in deferred:
                 _tell(study, trial, *_repeat(trial, study._storage.get_trial(mate._trial_id)))

@@ -73,3 +73,18 @@ def test_a_study_file_in_a_missing_folder_is_created(tmp_path):
     search = TPESearchSteer(FakeSteered(), SPACE, fake_judge, n_trials=2, random_state=0, storage=storage,
                             progress=False).fit(None, QUESTIONS)
     assert len(search.history_) >= 2
+
+
+def test_an_error_while_a_trial_is_being_asked_leaves_it_failed_not_running():
+    """A value the estimator refuses surfaces while the trial's key is built, inside the ask;
+    the trial must end FAIL, or it would hold a slot of the budget (and block database workers)."""
+    from steerkit.model_selection import OptunaSearchSteer
+
+    storage = optuna.storages.InMemoryStorage()
+    search = OptunaSearchSteer(FakeSteered(), {"layer": [1, 2, 3], "bogus": optuna.distributions.FloatDistribution(0, 1)},
+                               fake_judge, n_trials=4, n_batch=2, random_state=0, storage=storage, study_name="x",
+                               progress=False)
+    with pytest.raises(ValueError):
+        search.fit(None, QUESTIONS)
+    states = [t.state for t in optuna.load_study(study_name="x", storage=storage).get_trials()]
+    assert states and optuna.trial.TrialState.RUNNING not in states
