@@ -84,6 +84,7 @@ class SteeredModel(BaseEstimator):
         """
         if self.steerer is None:
             raise ValueError("SteeredModel needs a steerer, e.g. SteeredModel(model, PVSteerer(), layer=12)")
+        self.component_ = getattr(X, "component", None)  # where an ActivationSet was read; None for arrays
         if hasattr(X, "steerer_inputs"):
             X, y, metadata = X.steerer_inputs(self._renamed("position", "fit_position"))
             fit_params = {**metadata, **fit_params}
@@ -108,7 +109,16 @@ class SteeredModel(BaseEstimator):
         if self.layer is None:
             raise ValueError(f"SteeredModel needs a layer in 0..{self.model.n_blocks}")
         check_positions(self._renamed("positions", "steer_positions"))
-        return check_site(self.model, self.layer)
+        fitted_at = getattr(self, "component_", None)
+        if fitted_at is None or isinstance(self.layer, Site):
+            site = check_site(self.model, self.layer)
+        else:  # an int layer steers where the activations were read: the residual stream or a sublayer
+            site = check_site(self.model, Site(int(self.layer), fitted_at))
+        if fitted_at is not None and site.component != fitted_at:
+            raise ValueError(f"the steerer was fitted on {fitted_at} activations but layer={self.layer!r} steers the "
+                             f"{site.component} output; use layer=Site({site.layer}, {fitted_at!r}) or activations "
+                             f"read at {site.component}")
+        return site
 
     @property
     def vector_(self) -> np.ndarray:

@@ -35,13 +35,14 @@ def test_another_seed_starts_another_study_and_a_named_study_refuses_it(tmp_path
 
 
 def test_stale_running_trials_on_a_heartbeat_storage_are_failed_and_the_budget_filled(tmp_path):
-    storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'study.db'}", heartbeat_interval=1, grace_period=2)
+    # grace well above the interval: this run's own trials must not look stale on a busy machine
+    storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'study.db'}", heartbeat_interval=1, grace_period=5)
     TPESearchSteer(FakeSteered(), SPACE, fake_judge, n_trials=3, random_state=0, storage=storage, study_name="s",
                    progress=False).fit(None, QUESTIONS)
     study = optuna.load_study(study_name="s", storage=storage)
     for _ in range(2):  # two trials of a dead worker: heartbeats that stopped
         storage.record_heartbeat(study.ask()._trial_id)
-    time.sleep(3)
+    time.sleep(6)
     TPESearchSteer(FakeSteered(), SPACE, fake_judge, n_trials=5, random_state=0, storage=storage, study_name="s",
                    progress=False).fit(None, QUESTIONS)
     states = [t.state for t in optuna.load_study(study_name="s", storage=storage).trials]

@@ -135,3 +135,20 @@ def test_a_sublayer_site_is_steered(tiny_llama):
     delta = (rec[Site(2, "mlp")][0] - plain[Site(2, "mlp")][0])[0].numpy()
     np.testing.assert_allclose(delta[-1], 4.0 * model.vector_, atol=1e-5)  # "response": the last position
     np.testing.assert_array_equal(delta[:-1], 0)
+
+
+def test_a_model_fitted_on_sublayer_activations_steers_that_sublayer(tiny_llama):
+    """An int layer steers where the activations were read; a Site of another component is an error."""
+    from steerkit.activations import ActivationSet
+    from steerkit.estimators import PVSteerer
+    from steerkit.lm import Site
+    from steerkit.steering import SteeredModel
+
+    rng = np.random.default_rng(0)
+    ids = np.repeat(np.arange(4), 2)
+    acts = ActivationSet({"response_avg": rng.normal(size=(8, 4, 64)).astype(np.float32)}, np.tile([1, 0], 4), ids,
+                         np.zeros(8, dtype=int), ids, component="mlp")
+    model = SteeredModel(tiny_llama, PVSteerer(), layer=2).fit(acts)
+    assert [i.site for i in model.interventions()] == [Site(2, "mlp")]
+    with pytest.raises(ValueError, match=r"fitted on mlp activations but layer=Site\(.*steers the residual output"):
+        SteeredModel(tiny_llama, PVSteerer(), layer=Site(2)).fit(acts).interventions()
