@@ -21,9 +21,10 @@ T = TypeVar("T")
 CORRUPT_CACHE_ERRORS = (ValueError, KeyError, TypeError, AttributeError, IndexError, OSError)
 
 
-def digest(obj) -> str:
-    """16 hex digits of the SHA-256 of ``obj`` as sorted JSON (non-JSON values via ``str``)."""
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+def digest(obj, default: Callable[[object], object] = str) -> str:
+    """16 hex digits of the SHA-256 of ``obj`` as sorted JSON (independent of dict key order);
+    values JSON cannot hold go through ``default`` (``str`` unless given)."""
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=default).encode()).hexdigest()[:16]
 
 
 def warn_corrupt(path: str | os.PathLike, error: BaseException) -> None:

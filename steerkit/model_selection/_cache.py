@@ -7,7 +7,6 @@ search and several searches over the same grid all reuse it.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -16,6 +15,7 @@ from pathlib import Path
 import joblib
 import pandas as pd
 
+from steerkit import _caches
 from steerkit._caches import CORRUPT_CACHE_ERRORS, warn_corrupt
 from steerkit._io import write_json
 
@@ -49,8 +49,8 @@ def config_key(params: dict, context: dict | None = None) -> str:
 
 
 def digest(obj) -> str:
-    """Short sha256 (16 hex digits) of a JSON-able object, independent of dict key order."""
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=param_label).encode()).hexdigest()[:16]
+    """:func:`steerkit._caches.digest` with parameter values labelled by :func:`param_label`."""
+    return _caches.digest(obj, default=param_label)
 
 
 def data_fingerprint(activations) -> str:
