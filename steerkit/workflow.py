@@ -10,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from safetensors import SafetensorError
 from sklearn.model_selection import GroupKFold
 
 from steerkit._caches import CORRUPT_CACHE_ERRORS, digest as _digest, read_json_cache, warn_corrupt
@@ -117,7 +116,7 @@ def _cached_activations(path: Path, key: str) -> ActivationSet | None:
         return None
     try:
         cached = ActivationSet.load(path)
-    except (*CORRUPT_CACHE_ERRORS, SafetensorError) as error:
+    except CORRUPT_CACHE_ERRORS as error:  # read_safetensors turns a damaged file into a ValueError
         warn_corrupt(path, error)
         return None
     return cached if cached.info.get("digest") == key else None

@@ -18,8 +18,8 @@ import pandas as pd
 from steerkit import _caches
 from steerkit._caches import CORRUPT_CACHE_ERRORS, warn_corrupt
 from steerkit._io import write_json
+from steerkit.metrics._scorer import SCORE_COLUMNS
 
-_SCORES = ("concept", "coherence", "utility")
 # settings that change how fast answers come, never what they are (generation and judging are
 # padding-invariant): left out of cache keys and fingerprints, so e.g. a lower batch size after
 # an out-of-memory crash resumes the search
@@ -119,7 +119,7 @@ class EvaluationCache:
             entries = json.loads(path.read_text(encoding="utf-8"))
             for rows in entries.values():
                 for row in rows.values():
-                    row.update({column: math.nan for column in _SCORES if column in row and row[column] is None})
+                    row.update({column: math.nan for column in SCORE_COLUMNS if column in row and row[column] is None})
         except CORRUPT_CACHE_ERRORS as error:
             warn_corrupt(path, error)
             return cls()
