@@ -59,6 +59,21 @@ ROLE_HELP = ("where the concept's instructions go: before the question in the us
              "run reuses the answers of an extract")
 
 
+def _add_extraction_options(parser: argparse.ArgumentParser, defaults: dict) -> None:
+    """The options ``extract`` and ``run`` share: how the contrastive answers are made and
+    filtered (defaults from :class:`~steerkit.run_settings.RunSettings`)."""
+    parser.add_argument("--n-questions", type=_count, default=defaults["n_questions"],
+                        help="extraction questions (x 5 pairs x pos/neg answers; 0 = all)")
+    parser.add_argument("--max-new-tokens", type=_positive_int, default=defaults["max_new_tokens"],
+                        help="length limit of each answer in tokens")
+    parser.add_argument("--batch-size", type=_positive_int, default=defaults["batch_size"],
+                        help="sequences per batch")
+    parser.add_argument("--min-coherence", type=_finite_float, default=defaults["min_coherence"],
+                        help="extraction answers less coherent than this (0-100) fail the judge filter")
+    parser.add_argument("--instruction-role", choices=["user", "system"], default=defaults["instruction_role"],
+                        help=ROLE_HELP)
+
+
 def _add_model_options(parser: argparse.ArgumentParser, *, default_model: str | None = None) -> None:
     group = parser.add_argument_group("model")
     group.add_argument(
@@ -452,17 +467,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     extract.add_argument("concept", help="bundled concept name (see steerkit/concepts/data) or path to a concept JSON")
     extract.add_argument("--out", default="steerkit-out", help="output directory")
-    extract.add_argument("--n-questions", type=_count, default=defaults["n_questions"],
-                         help="extraction questions to use (0 = all)")
-    extract.add_argument("--max-new-tokens", type=_positive_int, default=defaults["max_new_tokens"],
-                         help="length limit of each answer in tokens")
-    extract.add_argument("--batch-size", type=_positive_int, default=defaults["batch_size"],
-                         help="sequences per forward pass")
     extract.add_argument("--force", action="store_true", help="regenerate answers even if cached")
-    extract.add_argument("--min-coherence", type=_finite_float, default=defaults["min_coherence"],
-                         help="extraction answers less coherent than this (0-100) fail the judge filter")
-    extract.add_argument("--instruction-role", choices=["user", "system"], default=defaults["instruction_role"],
-                         help=ROLE_HELP)
+    _add_extraction_options(extract, defaults)
     _add_model_options(extract, default_model=None)
     extract.set_defaults(func=_cmd_extract)
 
@@ -542,19 +548,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--budget", type=_positive_int, default=defaults["budget"],
                      help="TPE trials of the geometry-guided search")
     run.add_argument("--seed", type=_count, default=defaults["seed"], help="search seed")
-    run.add_argument("--n-questions", type=_count, default=defaults["n_questions"],
-                     help="extraction questions (x 5 pairs x pos/neg answers; 0 = all)")
     run.add_argument("--n-search-questions", type=_positive_int, default=defaults["n_search_questions"],
                      help="evaluation questions judged during the search")
     run.add_argument("--n-held-out", type=_positive_int, default=defaults["n_held_out"],
                      help="other evaluation questions for the final comparison (a warning below 8)")
-    run.add_argument("--max-new-tokens", type=_positive_int, default=defaults["max_new_tokens"],
-                     help="length limit of each answer in tokens")
-    run.add_argument("--batch-size", type=_positive_int, default=defaults["batch_size"], help="sequences per batch")
-    run.add_argument("--min-coherence", type=_finite_float, default=defaults["min_coherence"],
-                     help="extraction answers less coherent than this (0-100) fail the judge filter")
-    run.add_argument("--instruction-role", choices=["user", "system"], default=defaults["instruction_role"],
-                     help=ROLE_HELP)
+    _add_extraction_options(run, defaults)
     _add_model_options(run, default_model=None)
     run.set_defaults(func=_cmd_run)
 
