@@ -1,14 +1,18 @@
-"""Batching helpers (length-sorted batches, right padding) and batched greedy generation with
-left padding."""
+"""Batching helpers (length-sorted batches, right padding) and batched generation with left
+padding: greedy by default, or sampled per row (temperature, top-p, seed) with each row's own
+random generator."""
 
 from __future__ import annotations
 
 import contextlib
+import math
+import numbers
 from typing import Callable
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
+from transformers import LogitsProcessor, LogitsProcessorList
 
 from steerkit.lm.hooks import Intervening
 
@@ -63,8 +67,11 @@ def generate(
     finished: dict[int, str] | None = None,
     on_batch: Callable[[dict[int, str]], None] | None = None,
     interventions: list | None = None,
+    temperature=0.0,
+    top_p=1.0,
+    seed=None,
 ) -> list[str]:
-    """Greedy continuations of already formatted ``prompts`` (see ``LanguageModel.chat_prompt``).
+    """Greedy or sampled continuations of already formatted ``prompts`` (see ``LanguageModel.chat_prompt``).
 
     Prompts are sorted by length into batches and left-padded; the attention mask keeps pad
     tokens out, so a prompt's answer does not depend on its batch-mates. Returns the decoded
@@ -80,7 +87,15 @@ def generate(
     ``interventions`` steers each prompt its own way in the same batches: one entry per
     prompt, None (unsteered) or a list of :mod:`~steerkit.lm.interventions`. Each answer is
     the one that prompt gets generated alone with only its interventions.
+
+    ``temperature``, ``top_p`` and ``seed`` are one value for all prompts or a list with one
+    per prompt. A prompt with temperature 0 (the default) is answered greedily; one with
+    temperature > 0 samples each token from ``softmax(logits / temperature)`` restricted to
+    its top-``top_p`` nucleus, drawing from its own ``torch.Generator`` seeded with its
+    ``seed`` (None: fresh entropy, not reproducible). A seeded prompt gets the same answer
+    alone or in any batch (up to float rounding of the logits); the global RNG is untouched.
     """
+    sampling = _row_sampling(len(prompts), temperature, top_p, seed)
     tokenizer = lm.tokenizer
     encoded = [tokenizer(p, add_special_tokens=lm.adds_special_tokens)["input_ids"] for p in prompts]
     check_context(lm, [len(e) for e in encoded], labels or [f"prompt {p[:60]!r}" for p in prompts],
@@ -97,16 +112,19 @@ def generate(
         for batch in tqdm(batches, desc=desc, disable=not progress, unit="batch"):
             if installed is not None:
                 installed.set_rows([interventions[i] for i in batch])
-            for i, answer in zip(batch, _generate_batch(lm, [encoded[i] for i in batch], max_new_tokens)):
+            sampler = RowSampler([sampling[i] for i in batch])
+            batch_answers = _generate_batch(lm, [encoded[i] for i in batch], max_new_tokens,
+                                            sampler if sampler.samples else None)
+            for i, answer in zip(batch, batch_answers):
                 answers[i] = done[int(i)] = answer
             if on_batch is not None:
                 on_batch(dict(done))
     return answers
 
 
-def _generate_batch(lm, encoded: list[list[int]], max_new_tokens: int) -> list[str]:
-    """Greedy answers (decoded, stripped) to the token lists ``encoded``, left-padded into one
-    ``model.generate`` call."""
+def _generate_batch(lm, encoded: list[list[int]], max_new_tokens: int, sampler: "RowSampler | None" = None) -> list[str]:
+    """Answers (decoded, stripped) to the token lists ``encoded``, left-padded into one greedy
+    ``model.generate`` call; ``sampler`` picks the tokens of its sampling rows."""
     pad_id = lm.tokenizer.pad_token_id
     width = max(len(ids) for ids in encoded)
     input_ids = torch.full((len(encoded), width), pad_id, dtype=torch.long)
@@ -123,5 +141,92 @@ def _generate_batch(lm, encoded: list[list[int]], max_new_tokens: int) -> list[s
         temperature=None,
         top_p=None,
         top_k=None,
+        logits_processor=None if sampler is None else LogitsProcessorList([sampler]),
     )
     return [lm.tokenizer.decode(row[width:], skip_special_tokens=True).strip() for row in output]
+
+
+def _per_prompt(value, n: int, name: str) -> list:
+    """``value`` repeated for ``n`` prompts, or the list itself when it has one entry per prompt."""
+    if isinstance(value, (list, tuple, np.ndarray)):
+        if len(value) != n:
+            raise ValueError(f"{name} has {len(value)} entries but there are {n} prompts: pass one value or one per prompt")
+        return list(value)
+    return [value] * n
+
+
+def _check_temperature(value) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (math.isfinite(value) and value >= 0):
+        raise ValueError(f"temperature must be a finite number >= 0 (0 = greedy), got {value!r}")
+    return float(value)
+
+
+def _check_top_p(value) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 < value <= 1:
+        raise ValueError(f"top_p must be a number in (0, 1] (1 = the whole vocabulary), got {value!r}")
+    return float(value)
+
+
+def _check_seed(value) -> int | None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0):
+        raise ValueError(f"seed must be a non-negative integer or None (not reproducible), got {value!r}")
+    return None if value is None else int(value)
+
+
+def _generator(seed: int | None) -> torch.Generator:
+    """A CPU generator seeded with ``seed``, or with fresh entropy when None."""
+    generator = torch.Generator()
+    if seed is None:
+        generator.seed()
+    else:
+        generator.manual_seed(seed)
+    return generator
+
+
+def _row_sampling(n: int, temperature, top_p, seed) -> list[tuple[float, float, torch.Generator] | None]:
+    """Per prompt ``(temperature, top_p, generator)``, or None for a greedy prompt."""
+    rows = zip(_per_prompt(temperature, n, "temperature"), _per_prompt(top_p, n, "top_p"), _per_prompt(seed, n, "seed"))
+    settings = []
+    for t, p, s in rows:
+        t, p, s = _check_temperature(t), _check_top_p(p), _check_seed(s)
+        settings.append((t, p, _generator(s)) if t > 0 else None)
+    return settings
+
+
+def sample_token(logits: torch.Tensor, temperature: float, top_p: float, generator: torch.Generator) -> int:
+    """One token id drawn from ``softmax(logits / temperature)`` (``logits``: ``(V,)``) restricted
+    to its nucleus: the most probable tokens until their probability reaches ``top_p``.
+
+    One uniform number is drawn from ``generator`` (CPU) per call, so a row's draws depend only
+    on its own seed and logits.
+    """
+    probabilities = torch.softmax(logits.float().cpu() / temperature, dim=-1)
+    ordered, order = probabilities.sort(descending=True, stable=True)
+    mass_before = ordered.cumsum(0) - ordered
+    cumulative = (ordered * (mass_before < top_p)).cumsum(0)
+    draw = torch.rand((), generator=generator) * cumulative[-1]
+    index = torch.searchsorted(cumulative, draw.unsqueeze(0), right=True).clamp(max=len(order) - 1)
+    return int(order[index])
+
+
+class RowSampler(LogitsProcessor):
+    """Makes a greedy ``model.generate`` sample its sampling rows: for row ``i`` with settings
+    ``(temperature, top_p, generator)`` the next token is :func:`sample_token` and all other
+    logits become ``-inf``, so the greedy step picks it; greedy rows (None) are untouched."""
+
+    def __init__(self, rows: list[tuple[float, float, torch.Generator] | None]):
+        self.rows = rows
+
+    @property
+    def samples(self) -> bool:
+        """Whether any row samples."""
+        return any(row is not None for row in self.rows)
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        scores = scores.clone()
+        for row, setting in enumerate(self.rows):
+            if setting is not None:
+                token = sample_token(scores[row], *setting)
+                scores[row] = -math.inf
+                scores[row, token] = 0.0
+        return scores
