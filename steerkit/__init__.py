@@ -9,7 +9,7 @@ from steerkit.activations import ActivationSet, build_activation_set, extract_ac
 from steerkit.concepts import Concept, list_concepts, load_concept
 from steerkit.estimators import ClusterSteerer, PCASteerer, PVSteerer, UnitMeanSteerer
 from steerkit.lm import Intervening, LanguageModel, Site, intervene, load_model
-from steerkit.lm.interventions import Ablate, AddVector, LowRank, SetProjection, Window
+from steerkit.lm.interventions import Ablate, AddVector, LearnedVector, LowRank, SetProjection, Window
 from steerkit.steering import SteeredModel, Steering, record_activations, steer
 
 __version__ = "0.1.0"
@@ -22,6 +22,7 @@ __all__ = [
     "Concept",
     "Intervening",
     "LanguageModel",
+    "LearnedVector",
     "LowRank",
     "PCASteerer",
     "PVSteerer",

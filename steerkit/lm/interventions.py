@@ -216,3 +216,23 @@ class LowRank(Intervention):
 
     def delta(self, hidden: torch.Tensor) -> torch.Tensor:
         return ACTIVATIONS[self.activation](hidden @ self.W_down.T) @ self.W_up.T
+
+
+class LearnedVector(Intervention):
+    """``h + coefficient * vector`` with a trainable ``vector`` (d,) that starts at zero (an exact
+    no-op until trained): the trained vectors of BiPO, RePS and seed 002's ``--no-adapter``.
+
+    Unlike :class:`AddVector` nothing is cached, so every forward pass sees the current value
+    and gradients reach it; ``coefficient`` (e.g. BiPO's direction ±1) can change between passes.
+    """
+
+    def __init__(self, hidden_size: int, *, site, coefficient: float = 1.0, positions="all"):
+        super().__init__(site=site, positions=positions)
+        if not (isinstance(hidden_size, int) and hidden_size > 0):
+            raise ValueError(f"LearnedVector needs a positive integer hidden_size, got {hidden_size!r}")
+        self.width = hidden_size
+        self.vector = nn.Parameter(torch.zeros(hidden_size))
+        self.coefficient = check_coefficient(coefficient)
+
+    def delta(self, hidden: torch.Tensor) -> torch.Tensor:
+        return self.coefficient * self.vector

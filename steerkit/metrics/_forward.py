@@ -1,8 +1,9 @@
-"""Batched teacher-forced forward passes of a :class:`~steerkit.lm.LanguageModel`.
+"""Batched teacher-forced forward passes of a :class:`~steerkit.lm.LanguageModel` for the judges.
 
 Sequences are right-padded, so real tokens keep their positions and the attention mask keeps
 padding out: a sequence scores the same alone and in a padded batch (float tolerance). Only
-the logits that are needed are projected onto the vocabulary (``logits_to_keep``).
+the logits that are needed are projected onto the vocabulary (``logits_to_keep``). Answer
+log-probabilities come from :mod:`steerkit.lm.scoring`, shared with training.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import numpy as np
 import torch
 
 from steerkit.lm.generation import length_sorted_batches, right_padded
+from steerkit.lm.scoring import AnswerBatch, answer_log_probs
 
 
 def _logits(lm, input_ids, attention, logits_to_keep) -> torch.Tensor:
@@ -38,21 +40,10 @@ def mean_token_log_likelihood(lm, prompts: list[list[int]], answers: list[list[i
     """
     result = np.full(len(prompts), np.nan)
     todo = [i for i, answer in enumerate(answers) if answer]
-    pad_id = lm.tokenizer.pad_token_id
     for batch in length_sorted_batches([len(prompts[i]) + len(answers[i]) for i in todo], batch_size):
         rows = [todo[j] for j in batch]
-        input_ids, attention = right_padded([prompts[i] + answers[i] for i in rows], pad_id)
-        width = input_ids.shape[1]
-        prompt_lengths = torch.tensor([len(prompts[i]) for i in rows]).unsqueeze(1)
-        total_lengths = attention.sum(1, keepdim=True)
-        # positions first = min prompt length - 1 .. width - 1 predict every answer token
-        first = int(prompt_lengths.min()) - 1
-        logits = _logits(lm, input_ids, attention, width - first)[:, :-1]
-        targets = input_ids[:, first + 1 :].to(logits.device)
-        token_logp = torch.log_softmax(logits, dim=-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1).cpu()
-        position = torch.arange(first + 1, width).unsqueeze(0)
-        in_answer = (position >= prompt_lengths) & (position < total_lengths)
-        means = (token_logp * in_answer).sum(1) / in_answer.sum(1)
+        scored = AnswerBatch.of([prompts[i] for i in rows], [answers[i] for i in rows], lm.tokenizer.pad_token_id)
+        means = answer_log_probs(lm, scored).cpu() / scored.n_answer_tokens
         result[rows] = means.double().numpy()
     return result
 

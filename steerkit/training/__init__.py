@@ -1,0 +1,20 @@
+"""Steering trained by gradient descent: data, training loop, trained steerers, tasks."""
+
+from steerkit.training.listops import (
+    ListOpsExample,
+    ListOpsSplits,
+    evaluate_listops,
+    generate_listops,
+    listops_accuracy,
+    listops_completion,
+    listops_prompt,
+    listops_splits,
+    parse_listops_answer,
+)
+from steerkit.training.loop import TrainingDiverged, TrainingHistory, TrainingSettings, frozen, optimise
+
+__all__ = [
+    "ListOpsExample", "ListOpsSplits", "TrainingDiverged", "TrainingHistory", "TrainingSettings",
+    "evaluate_listops", "frozen", "generate_listops", "listops_accuracy", "listops_completion",
+    "listops_prompt", "listops_splits", "optimise", "parse_listops_answer",
+]

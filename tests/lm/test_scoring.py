@@ -1,0 +1,42 @@
+"""Teacher-forced answer log-probabilities: values, padding invariance, gradients."""
+
+import numpy as np
+import torch
+
+from steerkit.lm import Site
+from steerkit.lm.hooks import intervene
+from steerkit.lm.interventions import LearnedVector
+from steerkit.lm.scoring import AnswerBatch, answer_log_probs
+
+PROMPTS = [[5, 9, 13, 2], [7, 3], [11, 4, 8, 6, 1, 10]]
+ANSWERS = [[21, 22, 23], [30, 31, 32, 33, 34], [40]]
+
+
+def _independent(lm, prompt, answer) -> float:
+    """Sum of log p(answer tokens) from one unpadded full forward pass and log_softmax."""
+    ids = torch.tensor([prompt + answer])
+    with torch.no_grad():
+        log_probs = torch.log_softmax(lm.model(input_ids=ids).logits[0].float(), dim=-1)
+    return float(sum(log_probs[len(prompt) - 1 + j, token] for j, token in enumerate(answer)))
+
+
+def test_answer_log_probs_match_unpadded_passes(tiny_llama):
+    batch = AnswerBatch.of(PROMPTS, ANSWERS, tiny_llama.tokenizer.pad_token_id)
+    with torch.no_grad():
+        got = answer_log_probs(tiny_llama, batch).numpy()
+    expected = [_independent(tiny_llama, p, a) for p, a in zip(PROMPTS, ANSWERS)]
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+    assert batch.n_answer_tokens.tolist() == [3, 5, 1]
+
+
+def test_predicting_positions_are_the_last_prompt_token_to_the_second_last_answer_token(tiny_llama):
+    batch = AnswerBatch.of([[1, 2, 3]], [[4, 5]], 0)
+    assert batch.predicting_positions()[0].tolist() == [False, False, True, True, False]
+
+
+def test_gradients_reach_a_steering_vector(tiny_llama):
+    intervention = LearnedVector(tiny_llama.hidden_size, site=Site(1), positions="all")
+    batch = AnswerBatch.of(PROMPTS, ANSWERS, tiny_llama.tokenizer.pad_token_id)
+    with intervene(tiny_llama, [intervention]):
+        answer_log_probs(tiny_llama, batch).sum().backward()
+    assert float(intervention.vector.grad.abs().sum()) > 0
