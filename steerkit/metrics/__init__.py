@@ -17,6 +17,7 @@ from steerkit.metrics.coherence import LikelihoodCoherence
 from steerkit.metrics.embedding_judge import EmbeddingJudge
 from steerkit.metrics.encoder import SentenceEncoder
 from steerkit.metrics.function_scorer import make_steer_scorer
+from steerkit.metrics.kl_bits import steering_kl_bits
 from steerkit.metrics.llm_judge import DEFAULT_COHERENCE_PROMPT, LLMJudge
 from steerkit.metrics.openai_client import EndpointError, JudgeAuthError, OpenAICompatibleClient
 
@@ -33,5 +34,6 @@ __all__ = [
     "SentenceEncoder",
     "SteerScorer",
     "make_steer_scorer",
+    "steering_kl_bits",
     "utility",
 ]
