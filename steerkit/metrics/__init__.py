@@ -13,6 +13,7 @@ returns one row per response with :data:`RESPONSE_COLUMNS` (scores on 0–100, N
 """
 
 from steerkit.metrics._scorer import RESPONSE_COLUMNS, SCORE_COLUMNS, SteerScorer, utility
+from steerkit.metrics.change_rate import ChangeRate, JudgeLabeller, KeywordLabeller, change_rate, steering_change_rate
 from steerkit.metrics.coherence import LikelihoodCoherence
 from steerkit.metrics.embedding_judge import EmbeddingJudge
 from steerkit.metrics.encoder import SentenceEncoder
@@ -22,10 +23,13 @@ from steerkit.metrics.llm_judge import DEFAULT_COHERENCE_PROMPT, LLMJudge
 from steerkit.metrics.openai_client import EndpointError, JudgeAuthError, OpenAICompatibleClient
 
 __all__ = [
+    "ChangeRate",
     "DEFAULT_COHERENCE_PROMPT",
     "EmbeddingJudge",
     "EndpointError",
     "JudgeAuthError",
+    "JudgeLabeller",
+    "KeywordLabeller",
     "LLMJudge",
     "LikelihoodCoherence",
     "OpenAICompatibleClient",
@@ -33,7 +37,9 @@ __all__ = [
     "SCORE_COLUMNS",
     "SentenceEncoder",
     "SteerScorer",
+    "change_rate",
     "make_steer_scorer",
+    "steering_change_rate",
     "steering_kl_bits",
     "utility",
 ]
