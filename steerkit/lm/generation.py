@@ -197,16 +197,18 @@ def sample_token(logits: torch.Tensor, temperature: float, top_p: float, generat
     """One token id drawn from ``softmax(logits / temperature)`` (``logits``: ``(V,)``) restricted
     to its nucleus: the most probable tokens until their probability reaches ``top_p``.
 
-    One uniform number is drawn from ``generator`` (CPU) per call, so a row's draws depend only
-    on its own seed and logits.
+    One uniform number is drawn from ``generator`` (CPU) per call and mapped through the
+    cumulative distribution (in vocabulary order, or by decreasing probability when
+    ``top_p < 1``), so a row's draws depend only on its own seed and logits.
     """
-    probabilities = torch.softmax(logits.float().cpu() / temperature, dim=-1)
-    ordered, order = probabilities.sort(descending=True, stable=True)
-    mass_before = ordered.cumsum(0) - ordered
-    cumulative = (ordered * (mass_before < top_p)).cumsum(0)
-    draw = torch.rand((), generator=generator) * cumulative[-1]
-    index = torch.searchsorted(cumulative, draw.unsqueeze(0), right=True).clamp(max=len(order) - 1)
-    return int(order[index])
+    probabilities = torch.softmax(logits.float().cpu() / temperature, dim=-1).double().numpy()
+    order = np.argsort(-probabilities, kind="stable") if top_p < 1 else np.arange(len(probabilities))
+    ordered = probabilities[order]
+    if top_p < 1:
+        ordered = ordered * (np.cumsum(ordered) - ordered < top_p)
+    cumulative = np.cumsum(ordered)
+    draw = float(torch.rand((), generator=generator, dtype=torch.float64)) * cumulative[-1]
+    return int(order[min(int(np.searchsorted(cumulative, draw, side="right")), len(order) - 1)])
 
 
 class RowSampler(LogitsProcessor):

@@ -15,11 +15,13 @@ returns one row per response with :data:`RESPONSE_COLUMNS` (scores on 0–100, N
 from steerkit.metrics._scorer import RESPONSE_COLUMNS, SCORE_COLUMNS, SteerScorer, utility
 from steerkit.metrics.change_rate import ChangeRate, JudgeLabeller, KeywordLabeller, change_rate, steering_change_rate
 from steerkit.metrics.coherence import LikelihoodCoherence
+from steerkit.metrics.diversity import sampling_diversity
 from steerkit.metrics.embedding_judge import EmbeddingJudge
 from steerkit.metrics.encoder import SentenceEncoder
 from steerkit.metrics.function_scorer import make_steer_scorer
 from steerkit.metrics.kl_bits import steering_kl_bits
 from steerkit.metrics.llm_judge import DEFAULT_COHERENCE_PROMPT, LLMJudge
+from steerkit.metrics.logit_lens import logit_lens
 from steerkit.metrics.openai_client import EndpointError, JudgeAuthError, OpenAICompatibleClient
 
 __all__ = [
@@ -38,7 +40,9 @@ __all__ = [
     "SentenceEncoder",
     "SteerScorer",
     "change_rate",
+    "logit_lens",
     "make_steer_scorer",
+    "sampling_diversity",
     "steering_change_rate",
     "steering_kl_bits",
     "utility",
