@@ -16,9 +16,13 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+import torch
 
 from steerkit.activations.contrastive import complete_contrasts, generate_contrastive
+from steerkit.lm.scoring import AnswerBatch, answer_log_probs
+from steerkit.training.data import encode_examples
 
 GENERATIONS_FILE = "generations.json"  # where `steerkit run` caches its contrastive answers
 _GENERATION_COLUMNS = ("question_id", "instruction_id", "contrast_id", "y", "question", "response")
@@ -60,6 +64,68 @@ class PreferenceData:
 
     def __len__(self) -> int:
         return len(self.questions)
+
+
+def as_preference_data(X, y=None) -> PreferenceData:
+    """``X`` itself when it is :class:`PreferenceData` (then ``y`` must be None); otherwise
+    ``X`` the questions and ``y`` an ``(n, 2)`` array-like of ``[target, opposite]`` answers."""
+    if isinstance(X, PreferenceData):
+        if y is not None:
+            raise ValueError("fit got PreferenceData and y: pass either PreferenceData alone or questions X with "
+                             "y = (n, 2) [target, opposite] answers")
+        return X
+    answers = np.asarray(y, dtype=object) if y is not None else None
+    if answers is None or answers.ndim != 2 or answers.shape[1] != 2:
+        raise ValueError(f"y must be an (n, 2) array of [target, opposite] answers, got "
+                         f"{'None' if answers is None else f'shape {answers.shape}'}; or pass PreferenceData as X")
+    return PreferenceData(tuple(X), tuple(answers[:, 0]), tuple(answers[:, 1]))
+
+
+def stacked_batch(prompts, targets, opposites, indices, pad_id: int) -> AnswerBatch:
+    """Examples ``indices`` (``b`` of them) as ``2b`` rows of one batch: each prompt with its
+    target answer, then each prompt with its opposite answer (token-id lists)."""
+    prompts = [prompts[i] for i in indices]
+    answers = [targets[i] for i in indices] + [opposites[i] for i in indices]
+    return AnswerBatch.of(prompts + prompts, answers, pad_id)
+
+
+@dataclass(frozen=True)
+class EncodedPreferences:
+    """:class:`PreferenceData` as token ids, with the unsteered model's log-probabilities.
+
+    prompts, targets, opposites : ``n`` token-id lists each (chat-formatted prompts; answers end
+        with EOS, see :func:`~steerkit.training.data.encode_examples`).
+    unsteered_targets, unsteered_opposites : ``(n,)`` float32 summed answer log-probabilities
+        (nats) of the model without steering; computed once, they never change while training.
+    """
+
+    prompts: list[list[int]]
+    targets: list[list[int]]
+    opposites: list[list[int]]
+    unsteered_targets: torch.Tensor
+    unsteered_opposites: torch.Tensor
+
+    def __len__(self) -> int:
+        return len(self.prompts)
+
+    def batch(self, indices, pad_id: int) -> AnswerBatch:
+        """:func:`stacked_batch` of examples ``indices``: ``b`` target rows, then ``b`` opposite rows."""
+        return stacked_batch(self.prompts, self.targets, self.opposites, indices, pad_id)
+
+
+def encode_preferences(lm, data: PreferenceData, *, batch_size: int = 8) -> EncodedPreferences:
+    """Token ids of ``data`` and the unsteered log-probabilities of its answers, scored in
+    batches of ``batch_size`` examples under inference mode (no graph is kept)."""
+    prompts, targets = encode_examples(lm, data.questions, data.targets)
+    _, opposites = encode_examples(lm, data.questions, data.opposites)
+    scores = []
+    with torch.inference_mode():
+        for start in range(0, len(prompts), batch_size):
+            batch = stacked_batch(prompts, targets, opposites, range(start, min(start + batch_size, len(prompts))),
+                                  lm.tokenizer.pad_token_id)
+            scores.append(answer_log_probs(lm, batch).cpu().view(2, -1))
+    unsteered = torch.cat(scores, dim=1)  # outside inference mode: an ordinary tensor
+    return EncodedPreferences(prompts, targets, opposites, unsteered[0], unsteered[1])
 
 
 def preference_data_from_concept(concept, lm=None, *, generations: str | os.PathLike | None = None,
