@@ -1,5 +1,6 @@
 """Steering trained by gradient descent: data, training loop, trained steerers, tasks."""
 
+from steerkit.training._base import TrainedSteerer
 from steerkit.training.listops import (
     ListOpsExample,
     ListOpsSplits,
@@ -12,9 +13,10 @@ from steerkit.training.listops import (
     parse_listops_answer,
 )
 from steerkit.training.loop import TrainingDiverged, TrainingHistory, TrainingSettings, frozen, optimise
+from steerkit.training.low_rank import LowRankSteerer
 
 __all__ = [
-    "ListOpsExample", "ListOpsSplits", "TrainingDiverged", "TrainingHistory", "TrainingSettings",
+    "ListOpsExample", "ListOpsSplits", "LowRankSteerer", "TrainedSteerer", "TrainingDiverged", "TrainingHistory", "TrainingSettings",
     "evaluate_listops", "frozen", "generate_listops", "listops_accuracy", "listops_completion",
     "listops_prompt", "listops_splits", "optimise", "parse_listops_answer",
 ]

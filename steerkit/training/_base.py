@@ -139,13 +139,13 @@ class TrainedSteerer(BaseEstimator):
         """The :class:`TrainingSettings` given by the parameters (checked there)."""
         return TrainingSettings(**{name: getattr(self, name) for name in SETTINGS})
 
-    def _language_model(self) -> LanguageModel:
-        """``self.model``, checked: a float32 :class:`LanguageModel`."""
+    def _language_model(self, *, training: bool = False) -> LanguageModel:
+        """``self.model``, checked: a :class:`LanguageModel`, in float32 when ``training``."""
         lm = self.model
         if not isinstance(lm, LanguageModel):
             raise ValueError(f"{type(self).__name__} needs model=a steerkit LanguageModel (load_model(...)), "
                              f"got {type(lm).__name__}")
-        if lm.dtype != torch.float32:
+        if training and lm.dtype != torch.float32:
             raise ValueError(f"{lm.name} is loaded as {lm.dtype} but trained steerers train in float32: "
                              "load it with load_model(..., dtype='float32')")
         return lm
@@ -163,7 +163,7 @@ class TrainedSteerer(BaseEstimator):
         ValueError : bad parameters or data (one line each).
         TrainingDiverged : the loss became NaN or infinite; the estimator keeps its previous state.
         """
-        lm = self._language_model()
+        lm = self._language_model(training=True)
         settings = self._settings()
         interventions = self._fresh_interventions(lm)
         data = self._training_data(lm, X, y)
@@ -254,11 +254,11 @@ class TrainedSteerer(BaseEstimator):
                              f"load it with {_METHODS[method].__name__ if method in _METHODS else 'its class'}.load")
         steerer = _METHODS[method](model=model, **{k: _from_json(v) for k, v in saved.items()}, **params)
         lm = steerer._language_model()
-        for field, value in model_fields(lm).items():
-            if sidecar.get(field) != value:
-                raise ValueError(f"{tensor_path} was trained on {sidecar.get('model')!r} with {field} "
-                                 f"{sidecar.get(field)!r} but {lm.name!r} has {value!r}: load it onto the model it was "
-                                 "trained on")
+        differing = [f"{field} {sidecar.get(field)!r} (this model: {value!r})"
+                     for field, value in model_fields(lm).items() if sidecar.get(field) != value]
+        if differing:
+            raise ValueError(f"{tensor_path} was trained on another model: {', '.join(differing)}; load it onto the "
+                             "model it was trained on")
         interventions = steerer._fresh_interventions(lm)
         tensors, _ = read_safetensors(tensor_path, REMEDY)
         expected = {f"{index}.{name}": tensor for index, intervention in enumerate(interventions)
