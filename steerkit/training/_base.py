@@ -66,6 +66,17 @@ def model_fields(lm: LanguageModel) -> dict:
     return {"model": lm.name, "hidden_size": lm.hidden_size, "n_blocks": lm.n_blocks, "vocab_size": len(lm.tokenizer)}
 
 
+def check_language_model(lm, owner: str, *, training: bool = False) -> LanguageModel:
+    """``lm`` if it is a :class:`LanguageModel` that ``owner`` (a class name) can use, in
+    float32 when ``training``; else a one-line ValueError saying how to load one."""
+    if not isinstance(lm, LanguageModel):
+        raise ValueError(f"{owner} needs model=a steerkit LanguageModel (load_model(...)), got {type(lm).__name__}")
+    if training and lm.dtype != torch.float32:
+        raise ValueError(f"{lm.name} is loaded as {lm.dtype} but {owner} trains in float32: "
+                         "load it with load_model(..., dtype='float32')")
+    return lm
+
+
 @contextlib.contextmanager
 def seeded(seed: int) -> Iterator[None]:
     """Run the block with torch's CPU RNG seeded by ``seed``, restoring the global RNG after."""
@@ -141,14 +152,7 @@ class TrainedSteerer(BaseEstimator):
 
     def _language_model(self, *, training: bool = False) -> LanguageModel:
         """``self.model``, checked: a :class:`LanguageModel`, in float32 when ``training``."""
-        lm = self.model
-        if not isinstance(lm, LanguageModel):
-            raise ValueError(f"{type(self).__name__} needs model=a steerkit LanguageModel (load_model(...)), "
-                             f"got {type(lm).__name__}")
-        if training and lm.dtype != torch.float32:
-            raise ValueError(f"{lm.name} is loaded as {lm.dtype} but trained steerers train in float32: "
-                             "load it with load_model(..., dtype='float32')")
-        return lm
+        return check_language_model(self.model, type(self).__name__, training=training)
 
     def _fresh_interventions(self, lm: LanguageModel) -> list[Intervention]:
         with seeded(self.seed):
