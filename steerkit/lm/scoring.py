@@ -9,6 +9,7 @@ onto the vocabulary (``logits_to_keep``). Gradients flow when called outside
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import torch
@@ -65,3 +66,29 @@ def answer_log_probs(lm, batch: AnswerBatch) -> torch.Tensor:
     token_log_probs = -functional.cross_entropy(logits.transpose(1, 2), targets, reduction="none")
     predicting = batch.predicting_positions()[:, first:-1].to(logits.device)
     return (token_log_probs * predicting).sum(1)
+
+
+def teacher_forced(interventions, prompt_lengths: torch.Tensor, lengths: torch.Tensor, width: int) -> list:
+    """Copies of ``interventions`` that steer a right-padded teacher-forced batch where they
+    steer during generation.
+
+    In one forward pass over ``prompt + answer`` every position is a prefill position, so the
+    policies that depend on prefill/decode get explicit ``(B, width)`` masks: ``"prompt"`` the
+    prompt positions (``p < prompt_length``); ``"response"`` and ``"last"`` the last prompt
+    position and every answer position (``prompt_length - 1 <= p < length``: with a key/value
+    cache each of these is the final position of its forward pass when it is computed, so both
+    policies steer exactly them while generating). ``"all"``, ``"first"``, a ``Window`` and a
+    mask already mean the same there. The copies share parameters with the originals, so
+    gradients reach trainable interventions. ``prompt_lengths`` and ``lengths``: ``(B,)``.
+    """
+    position = torch.arange(width).unsqueeze(0)
+    masks = {"prompt": position < prompt_lengths.unsqueeze(1),
+             "response": (position >= prompt_lengths.unsqueeze(1) - 1) & (position < lengths.unsqueeze(1))}
+    masks["last"] = masks["response"]
+    forced = []
+    for intervention in interventions:
+        if isinstance(intervention.positions, str) and intervention.positions in masks:
+            intervention = copy.copy(intervention)
+            intervention.positions = masks[intervention.positions]
+        forced.append(intervention)
+    return forced

@@ -11,7 +11,6 @@ mid layers and < 0.01 bits at late layers.
 
 from __future__ import annotations
 
-import copy
 import math
 
 import numpy as np
@@ -21,33 +20,8 @@ from tqdm.auto import tqdm
 from steerkit.lm.generation import check_context, length_sorted_batches, right_padded
 from steerkit.lm.hooks import intervene
 from steerkit.lm.language_model import prompt_label
+from steerkit.lm.scoring import teacher_forced
 from steerkit.metrics._forward import _logits
-
-
-def teacher_forced(interventions, prompt_lengths: torch.Tensor, total_lengths: torch.Tensor, width: int) -> list:
-    """Copies of ``interventions`` that steer a right-padded teacher-forced batch where they
-    steer during generation.
-
-    In one forward pass over ``prompt + answer`` every position is a prefill position, so the
-    policies that depend on prefill/decode are given explicit ``(B, width)`` masks: ``"prompt"``
-    the prompt positions (``p < prompt_length``), ``"response"`` and ``"last"`` the last prompt
-    position and every answer position (``prompt_length - 1 <= p < total_length``). The other
-    policies (``"all"``, ``"first"``, a ``Window``, a mask) already mean the same there.
-    ``prompt_lengths`` and ``total_lengths`` are ``(B,)`` token counts.
-    """
-    position = torch.arange(width).unsqueeze(0)
-    masks = {
-        "prompt": position < prompt_lengths.unsqueeze(1),
-        "response": (position >= prompt_lengths.unsqueeze(1) - 1) & (position < total_lengths.unsqueeze(1)),
-    }
-    masks["last"] = masks["response"]
-    forced = []
-    for intervention in interventions:
-        if isinstance(intervention.positions, str) and intervention.positions in masks:
-            intervention = copy.copy(intervention)
-            intervention.positions = masks[intervention.positions]
-        forced.append(intervention)
-    return forced
 
 
 @torch.inference_mode()
@@ -60,7 +34,7 @@ def steering_kl_bits(lm, questions, interventions, *, answers=None, max_new_toke
     lm : :class:`~steerkit.lm.LanguageModel`.
     questions : ``n`` questions, formatted with ``lm.chat_prompt``.
     interventions : the :mod:`~steerkit.lm.interventions` of the steered model (each with its
-        position policy, applied as during generation, see :func:`teacher_forced`).
+        position policy, applied as during generation, see :func:`steerkit.lm.scoring.teacher_forced`).
     answers : the ``n`` unsteered answers to teacher-force; None generates them greedily
         (``max_new_tokens`` each).
     batch_size : questions per forward pass (each pass holds ``2 * batch_size`` rows: every

@@ -12,9 +12,8 @@ import torch
 
 from steerkit.lm.generation import check_context
 from steerkit.lm.hooks import intervene
-from steerkit.lm.interventions import Window, check_positions
 from steerkit.lm.language_model import prompt_label
-from steerkit.lm.scoring import AnswerBatch, answer_log_probs
+from steerkit.lm.scoring import AnswerBatch, answer_log_probs, teacher_forced
 
 
 def encode_examples(lm, questions, completions, *, system: str | None = None,
@@ -49,43 +48,11 @@ def encode_examples(lm, questions, completions, *, system: str | None = None,
     return prompts, answers
 
 
-def teacher_forced_positions(positions, batch: AnswerBatch) -> torch.Tensor | None:
-    """``(B, T)`` bool mask of where an intervention with position policy ``positions`` acts
-    when ``batch`` is teacher-forced in one pass, as it would act during generation; None = all.
-
-    ``"response"`` and ``"last"`` both become the positions that predict answer tokens: with a
-    key/value cache, the last prompt token and then every new token are each the final position
-    of their forward pass, so both policies steer exactly those positions while generating.
-    """
-    positions = check_positions(positions)
-    width = batch.input_ids.shape[1]
-    real = batch.attention.bool()
-    index = torch.arange(width).unsqueeze(0)
-    if isinstance(positions, torch.Tensor):
-        raise ValueError("a (B, T) token mask cannot be used for training: use a position policy such as 'all'")
-    if positions == "all":
-        return None
-    if positions in ("response", "last"):
-        return batch.predicting_positions()
-    if positions == "prompt":
-        return index < batch.prompt_lengths.unsqueeze(1)
-    if positions == "first":
-        return real & (index == 0)
-    assert isinstance(positions, Window)
-    return real & (index >= positions.start) & (index < positions.end)
-
-
 def steered_answer_log_probs(lm, batch: AnswerBatch, interventions) -> torch.Tensor:
     """``(B,)`` summed answer log-probabilities (nats) of ``batch`` teacher-forced with
     ``interventions`` applied to every row, each at the positions its policy steers while
-    generating (:func:`teacher_forced_positions`). Differentiable in trainable interventions."""
-    interventions = list(interventions)
-    policies = {repr(i.positions) for i in interventions}
-    if len(policies) > 1:
-        raise ValueError(f"interventions trained together need one position policy, got {sorted(policies)}")
-    with intervene(lm, interventions) as installed:
-        if interventions:
-            installed.token_mask = teacher_forced_positions(interventions[0].positions, batch)
-            if installed.token_mask is not None:
-                installed.token_mask = installed.token_mask.to(lm.device)
+    generating (:func:`steerkit.lm.scoring.teacher_forced`). Differentiable in trainable
+    interventions."""
+    forced = teacher_forced(list(interventions), batch.prompt_lengths, batch.lengths, batch.input_ids.shape[1])
+    with intervene(lm, forced):
         return answer_log_probs(lm, batch)

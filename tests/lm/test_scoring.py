@@ -6,7 +6,7 @@ import torch
 from steerkit.lm import Site
 from steerkit.lm.hooks import intervene
 from steerkit.lm.interventions import LearnedVector
-from steerkit.lm.scoring import AnswerBatch, answer_log_probs
+from steerkit.lm.scoring import AnswerBatch, answer_log_probs, teacher_forced
 
 PROMPTS = [[5, 9, 13, 2], [7, 3], [11, 4, 8, 6, 1, 10]]
 ANSWERS = [[21, 22, 23], [30, 31, 32, 33, 34], [40]]
@@ -38,5 +38,17 @@ def test_gradients_reach_a_steering_vector(tiny_llama):
     intervention = LearnedVector(tiny_llama.hidden_size, site=Site(1), positions="all")
     batch = AnswerBatch.of(PROMPTS, ANSWERS, tiny_llama.tokenizer.pad_token_id)
     with intervene(tiny_llama, [intervention]):
-        answer_log_probs(tiny_llama, batch).sum().backward()
-    assert float(intervention.vector.grad.abs().sum()) > 0
+        (gradient,) = torch.autograd.grad(answer_log_probs(tiny_llama, batch).sum(), [intervention.vector])
+    assert float(gradient.abs().sum()) > 0
+
+
+def test_teacher_forced_masks_are_the_positions_steered_while_generating(tiny_llama):
+    batch = AnswerBatch.of([[1, 2, 3], [4]], [[5, 6], [7, 8, 9]], 0)
+    originals = [LearnedVector(tiny_llama.hidden_size, site=Site(1), positions=p) for p in ["all", "response", "last", "prompt"]]
+    forced = teacher_forced(originals,
+                            batch.prompt_lengths, batch.lengths, batch.input_ids.shape[1])
+    assert forced[0].positions == "all"
+    response = [[False, False, True, True, True], [True, True, True, True, False]]
+    assert forced[1].positions.tolist() == forced[2].positions.tolist() == response
+    assert forced[3].positions.tolist() == [[True, True, True, False, False], [True, False, False, False, False]]
+    assert forced[1].vector is originals[1].vector and originals[1].positions == "response"  # shared, not copied

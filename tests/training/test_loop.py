@@ -9,7 +9,7 @@ import torch
 from steerkit.lm import Site
 from steerkit.lm.interventions import LearnedVector
 from steerkit.training import TrainingDiverged, TrainingSettings, frozen, optimise
-from steerkit.training.data import encode_examples, steered_answer_log_probs, teacher_forced_positions
+from steerkit.training.data import encode_examples, steered_answer_log_probs
 from steerkit.training.loop import linear_schedule, micro_batches
 from steerkit.lm.scoring import AnswerBatch
 
@@ -116,15 +116,6 @@ def test_a_trained_vector_raises_the_likelihood_of_its_completions(tiny_llama):
         after = float(batch_loss(np.arange(2))[0].detach())
     assert after < before - 0.1 and history.loss[-1] < history.loss[0]
     assert all(p.grad is None for p in tiny_llama.model.parameters())
-
-
-def test_response_positions_in_teacher_forcing_are_the_generation_steps():
-    batch = AnswerBatch.of([[1, 2, 3], [4]], [[5, 6], [7, 8, 9]], 0)
-    assert teacher_forced_positions("all", batch) is None
-    assert teacher_forced_positions("response", batch).tolist() == [[False, False, True, True, False],
-                                                                    [True, True, True, False, False]]
-    assert teacher_forced_positions("prompt", batch).tolist() == [[True, True, True, False, False],
-                                                                  [True, False, False, False, False]]
 
 
 def test_encode_examples_refuses_bad_data(tiny_llama):
