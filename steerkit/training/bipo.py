@@ -26,12 +26,11 @@ import numpy as np
 import torch
 
 from steerkit._values import check_coefficient
-from steerkit.lm.hooks import check_site
 from steerkit.lm.interventions import LearnedVector
-from steerkit.training._base import TrainedSteerer
 from steerkit.training.data import steered_answer_log_probs
 from steerkit.training.preference import bipo_loss
-from steerkit.training.preference_data import EncodedPreferences, as_preference_data, encode_preferences
+from steerkit.training.preference_data import EncodedPreferences
+from steerkit.training.preference_vector import PreferenceVectorSteerer
 
 
 @dataclass
@@ -45,12 +44,7 @@ class _DirectedPreferences:
         return len(self.examples)
 
 
-def middle_layer(lm) -> int:
-    """The block in the middle of ``lm`` (``max(1, L // 2)``), where rank-1 steering usually works best."""
-    return max(1, lm.n_blocks // 2)
-
-
-class BiPOSteerer(TrainedSteerer):
+class BiPOSteerer(PreferenceVectorSteerer):
     """A steering vector at one layer trained by BiPO (see the module docs).
 
     Parameters
@@ -98,12 +92,10 @@ class BiPOSteerer(TrainedSteerer):
         check_coefficient(self.beta, "beta")
         if not self.beta > 0:
             raise ValueError(f"beta must be a positive number, got {self.beta!r}")
-        site = check_site(lm, middle_layer(lm) if self.layer is None else self.layer)
-        return [LearnedVector(lm.hidden_size, site=site, positions="all")]
+        return [self._vector(lm)]
 
     def _training_data(self, lm, X, y) -> _DirectedPreferences:
-        examples = encode_preferences(lm, as_preference_data(X, y), batch_size=self.batch_size)
-        return _DirectedPreferences(examples, np.random.default_rng([self.seed, 1]))
+        return _DirectedPreferences(super()._training_data(lm, X, y), np.random.default_rng([self.seed, 1]))
 
     def _batch_loss(self, lm, interventions, data, indices) -> tuple[torch.Tensor, int]:
         """Mean BiPO loss (nats) of the micro-batch, steered with ``d·v`` for one drawn ``d``."""
@@ -116,13 +108,3 @@ class BiPOSteerer(TrainedSteerer):
         losses = bipo_loss(target, opposite, data.examples.unsteered_targets[rows].to(target.device),
                            data.examples.unsteered_opposites[rows].to(target.device), direction, beta=self.beta)
         return losses.mean(), int(batch.lengths.sum())
-
-    def interventions(self) -> list[LearnedVector]:
-        """The trained vector with ``coefficient`` applied, to install anywhere."""
-        interventions = super().interventions()
-        for vector in interventions:
-            vector.coefficient = check_coefficient(self.coefficient)
-        return interventions
-
-    def _metadata(self) -> dict:
-        return {"rank": 1, "activation": None, "variant": "vector"}
