@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 import torch
 
-import steerkit.cli
+import steerkit.cli._inputs
+import steerkit.cli.concepts
 import steerkit.lm
 from steerkit.cli import main
 from steerkit.concepts import load_concept
@@ -33,11 +34,11 @@ def _error_line(capsys) -> str:
     return lines[0]
 
 
-def _raising(monkeypatch, error: BaseException, command: str = "_cmd_concepts") -> None:
+def _raising(monkeypatch, error: BaseException, command: str = "_cmd_concepts", module=steerkit.cli.concepts) -> None:
     def fail(*args):
         raise error
 
-    monkeypatch.setattr(steerkit.cli, command, fail)
+    monkeypatch.setattr(module, command, fail)
 
 
 @pytest.mark.parametrize("argv, option", [
@@ -104,7 +105,7 @@ def test_extract_does_not_check_the_evaluation_split(tmp_path, capsys, monkeypat
     concept = load_concept("formal")
     path = tmp_path / "few.json"
     replace(concept, evaluation_questions=concept.evaluation_questions[:2]).save(path)
-    _raising(monkeypatch, ValueError("stop"), "_load_model")
+    _raising(monkeypatch, ValueError("stop"), "_load_model", steerkit.cli._inputs)
     assert main(["extract", str(path), "--out", str(tmp_path / "out"), "--n-questions", "24"]) == 2
     assert _error_line(capsys) == "error: stop"
     assert main(["run", str(path), "--out", str(tmp_path / "out")]) == 2
@@ -234,7 +235,7 @@ def test_warnings_are_one_line_each(capsys, monkeypatch):
         warnings.warn("generations.json is corrupt\n  (truncated); regenerating", stacklevel=1)
         return 0
 
-    monkeypatch.setattr(steerkit.cli, "_cmd_concepts", warn)
+    monkeypatch.setattr(steerkit.cli.concepts, "_cmd_concepts", warn)
     assert main(["concepts"]) == 0
     assert capsys.readouterr().err == "warning: generations.json is corrupt (truncated); regenerating\n"
 

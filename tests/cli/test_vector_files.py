@@ -49,7 +49,7 @@ def edit_sidecar(path, **changes):
 @pytest.fixture
 def tiny_model(monkeypatch, tiny_llama):
     """Make every command load the tiny random llama instead of a real model."""
-    monkeypatch.setattr(cli, "_load_model", lambda args, name: tiny_llama)
+    monkeypatch.setattr(cli._inputs, "_load_model", lambda args, name: tiny_llama)
     return tiny_llama
 
 
@@ -278,7 +278,7 @@ def test_generate_prefers_the_recorded_concept_file_over_a_bundled_namesake(tmp_
 
 
 def test_search_on_activations_from_a_lost_concept_file_says_to_pass_concept(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(cli, "_load_model", lambda args, name: pytest.fail("the model was loaded"))
+    monkeypatch.setattr(cli._inputs, "_load_model", lambda args, name: pytest.fail("the model was loaded"))
     path = activation_set(info={"concept_source": str(tmp_path / "gone.json")}).save(tmp_path / "acts")
     assert main(["search", str(path), "--out", str(tmp_path / "search")]) == 2
     one_error_line(capsys, "acts.safetensors", "'myconcept'", "gone.json no longer exists", "--concept")
