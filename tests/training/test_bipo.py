@@ -96,3 +96,10 @@ def test_save_load_round_trip(tiny_llama, fitted, tmp_path):
     assert loaded.set_params(coefficient=-1.0).generate(questions, max_new_tokens=4) == \
         fitted.set_params(coefficient=-1.0).generate(questions, max_new_tokens=4)
     fitted.set_params(coefficient=1.0)
+
+
+def test_sklearn_clone_keeps_the_hyperparameters_and_drops_the_training(fitted):
+    from sklearn.base import clone
+
+    copy = clone(fitted)
+    assert copy.get_params() == fitted.get_params() and not hasattr(copy, "interventions_")
