@@ -13,6 +13,7 @@ from steerkit.training.listops import (
     listops_splits,
     parse_listops_answer,
 )
+from steerkit.training.lora import LoRAFineTuner, rank_matching
 from steerkit.training.loop import TrainingDiverged, TrainingHistory, TrainingSettings, frozen, optimise
 from steerkit.training.low_rank import LowRankSteerer
 from steerkit.training.preference_data import PreferenceData, preference_data_from_concept
@@ -23,4 +24,5 @@ __all__ = [
     "evaluate_listops", "frozen", "generate_listops", "listops_accuracy", "listops_completion",
     "listops_prompt", "listops_splits", "optimise", "parse_listops_answer",
     "BiPOSteerer", "PreferenceData", "RePSSteerer", "preference_data_from_concept",
+    "LoRAFineTuner", "rank_matching",
 ]
