@@ -23,25 +23,41 @@ from steerkit.metrics.kl_bits import steering_kl_bits
 from steerkit.metrics.llm_judge import DEFAULT_COHERENCE_PROMPT, LLMJudge
 from steerkit.metrics.logit_lens import logit_lens
 from steerkit.metrics.openai_client import EndpointError, JudgeAuthError, OpenAICompatibleClient
+from steerkit.metrics.statistics import (
+    Interval,
+    PairedDifference,
+    SmallSampleWarning,
+    bootstrap_ci,
+    bootstrap_table,
+    minimum_detectable_effect,
+    paired_difference,
+)
 
 __all__ = [
     "ChangeRate",
     "DEFAULT_COHERENCE_PROMPT",
     "EmbeddingJudge",
     "EndpointError",
+    "Interval",
     "JudgeAuthError",
     "JudgeLabeller",
     "KeywordLabeller",
     "LLMJudge",
     "LikelihoodCoherence",
     "OpenAICompatibleClient",
+    "PairedDifference",
     "RESPONSE_COLUMNS",
     "SCORE_COLUMNS",
     "SentenceEncoder",
+    "SmallSampleWarning",
     "SteerScorer",
+    "bootstrap_ci",
+    "bootstrap_table",
     "change_rate",
     "logit_lens",
     "make_steer_scorer",
+    "minimum_detectable_effect",
+    "paired_difference",
     "sampling_diversity",
     "steering_change_rate",
     "steering_kl_bits",
