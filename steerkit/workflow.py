@@ -170,6 +170,27 @@ def _held_out_tables(judge, contenders: dict, questions: list[str], path: Path, 
     return tables
 
 
+def held_out_questions(concept, settings: RunSettings) -> list[str]:
+    """The evaluation questions of the held-out comparison: those after the search's
+    ``settings.n_search_questions``, ``settings.n_held_out`` of them."""
+    questions = list(concept.evaluation_questions)
+    return questions[settings.n_search_questions: settings.n_search_questions + settings.n_held_out]
+
+
+def run_judge(lm, activations: ActivationSet, settings: RunSettings) -> EmbeddingJudge:
+    """The judge of a run: a concept classifier trained on the judged extraction answers
+    (``activations.samples``) with ``lm``'s likelihood coherence."""
+    return EmbeddingJudge(LikelihoodCoherence(lm, batch_size=settings.batch_size)).fit_samples(activations.samples)
+
+
+def held_out_comparison(judge, tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """One row per contender (name -> response table from :func:`_held_out_tables`): its
+    utility (``judge.aggregate``), mean concept score and mean coherence (0-100)."""
+    return pd.DataFrame({name: {"utility": judge.aggregate(t), "concept": float(np.nanmean(t["concept"])),
+                                "coherence": float(np.nanmean(t["coherence"]))}
+                         for name, t in tables.items()}).T
+
+
 def check_prompts_fit(lm, concept, settings: RunSettings) -> None:
     """Raise before any generation when a prompt of the run leaves no room for
     ``settings.max_new_tokens`` in the model's context: an extraction question under any
@@ -237,10 +258,9 @@ def _run_in_folder(lm, concept, folder: Path, settings: RunSettings, progress: b
     diagnostics = write_diagnostics(recommender, folder / "diagnostics")  # recommendation and statistics
     lap("diagnostics")
 
-    questions = list(concept.evaluation_questions)
-    search_questions = questions[: settings.n_search_questions]
-    held_out = questions[settings.n_search_questions: settings.n_search_questions + settings.n_held_out]
-    judge = EmbeddingJudge(LikelihoodCoherence(lm, batch_size=settings.batch_size)).fit_samples(activations.samples)
+    search_questions = list(concept.evaluation_questions[: settings.n_search_questions])
+    held_out = held_out_questions(concept, settings)
+    judge = run_judge(lm, activations, settings)
     estimator = SteeredModel(lm, recommender.best_estimator_, max_new_tokens=settings.max_new_tokens,
                              batch_size=settings.batch_size)
     # n_batch: as many configurations as fill one generation batch with their search questions,
@@ -267,9 +287,7 @@ def _run_in_folder(lm, concept, folder: Path, settings: RunSettings, progress: b
            "steered": {"layer": int(best.layer), "coefficient": float(best.coefficient_),
                        "positions": best.steer_positions, "vector": best.vector_.tolist()}}
     tables = _held_out_tables(judge, contenders, held_out, folder / "held_out.json", _digest(key))
-    comparison = pd.DataFrame({name: {"utility": judge.aggregate(t), "concept": float(np.nanmean(t["concept"])),
-                                      "coherence": float(np.nanmean(t["coherence"]))}
-                               for name, t in tables.items()}).T
+    comparison = held_out_comparison(judge, tables)
     answers = pd.DataFrame({"question": held_out, **{name: t["response"] for name, t in tables.items()}})
     lap("held_out_evaluation")
 
