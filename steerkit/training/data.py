@@ -56,3 +56,16 @@ def steered_answer_log_probs(lm, batch: AnswerBatch, interventions) -> torch.Ten
     forced = teacher_forced(list(interventions), batch.prompt_lengths, batch.lengths, batch.input_ids.shape[1])
     with intervene(lm, forced):
         return answer_log_probs(lm, batch)
+
+
+def completion_loss(lm, examples: list[tuple[list[int], list[int]]], indices,
+                    interventions=()) -> tuple[torch.Tensor, int]:
+    """``(loss, tokens)`` of ``examples[indices]`` (``(prompt ids, answer ids)`` pairs) for
+    :func:`~steerkit.training.loop.optimise`: the causal-LM loss on the answer tokens only (mean
+    negative log-likelihood per answer token, nats, prompt tokens masked) of the model steered by
+    ``interventions`` (none: the model as it is, e.g. with LoRA adapters), and the prompt +
+    answer tokens processed."""
+    prompts, answers = zip(*(examples[i] for i in indices))
+    batch = AnswerBatch.of(list(prompts), list(answers), lm.tokenizer.pad_token_id)
+    log_probs = steered_answer_log_probs(lm, batch, interventions)
+    return -log_probs.sum() / batch.n_answer_tokens.sum(), int(batch.lengths.sum())

@@ -39,10 +39,9 @@ from sklearn.utils.validation import check_is_fitted
 
 from steerkit._io import atomic_directory, read_safetensors, write_json
 from steerkit.lm.language_model import LanguageModel
-from steerkit.lm.scoring import AnswerBatch, answer_log_probs
 from steerkit.lm.sites import find_sublayer_path
 from steerkit.training._base import SETTINGS, UNSAVED_PARAMS, check_language_model, exact_match, model_fields, seeded
-from steerkit.training.data import encode_examples
+from steerkit.training.data import completion_loss, encode_examples
 from steerkit.training.loop import TrainingHistory, TrainingSettings, frozen, optimise
 
 SEPARATE_QUERY_VALUE = ("q_proj", "v_proj")
@@ -180,14 +179,6 @@ def adapter_state(wrapped) -> dict[str, torch.Tensor]:
     return {name: tensor.detach().clone() for name, tensor in get_peft_model_state_dict(wrapped).items()}
 
 
-def completion_loss(lm: LanguageModel, prompts: list[list[int]], answers: list[list[int]],
-                    indices: np.ndarray) -> tuple[torch.Tensor, int]:
-    """``(loss, tokens)`` of examples ``indices``: the mean negative log-likelihood per answer
-    token (nats) of the model as it is, and the prompt + answer tokens processed."""
-    batch = AnswerBatch.of([prompts[i] for i in indices], [answers[i] for i in indices], lm.tokenizer.pad_token_id)
-    return -answer_log_probs(lm, batch).sum() / batch.n_answer_tokens.sum(), int(batch.lengths.sum())
-
-
 class LoRAFineTuner(BaseEstimator):
     """LoRA fine-tuning (peft) trained like the steerers: a baseline, not a steerer.
 
@@ -263,11 +254,11 @@ class LoRAFineTuner(BaseEstimator):
         config = self._lora_config(lm)
         if y is None:
             raise ValueError("LoRAFineTuner.fit needs y: the completion (a string) for every prompt in X")
-        prompts, answers = encode_examples(lm, X, y)
+        examples = list(zip(*encode_examples(lm, X, y)))
         started = time.perf_counter()
         with lora_installed(lm, config, seed=self.seed) as wrapped:
             parameters = [p for p in wrapped.parameters() if p.requires_grad]
-            history = optimise(parameters, len(prompts), lambda indices: completion_loss(lm, prompts, answers, indices),
+            history = optimise(parameters, len(examples), lambda indices: completion_loss(lm, examples, indices),
                                settings, progress=self.progress, desc="training lora")
             state = adapter_state(wrapped)
         self._set_fitted(config, state, history, time.perf_counter() - started)

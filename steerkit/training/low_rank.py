@@ -7,10 +7,9 @@ import torch
 
 from steerkit.lm.hooks import check_site
 from steerkit.lm.interventions import ACTIVATIONS, LearnedVector, LowRank
-from steerkit.lm.scoring import AnswerBatch
 from steerkit.lm.sites import Site
 from steerkit.training._base import TrainedSteerer
-from steerkit.training.data import encode_examples, steered_answer_log_probs
+from steerkit.training.data import completion_loss, encode_examples
 
 SITE_SETS = ("blocks", "submodules")
 VARIANTS = ("adapter", "vector")
@@ -110,15 +109,11 @@ class LowRankSteerer(TrainedSteerer):
         """``(prompt ids, answer ids)`` per example: ``X`` questions, ``y`` completions."""
         if y is None:
             raise ValueError("LowRankSteerer.fit needs y: the completion (a string) for every prompt in X")
-        prompts, answers = encode_examples(lm, X, y)
-        return list(zip(prompts, answers))
+        return list(zip(*encode_examples(lm, X, y)))
 
     def _batch_loss(self, lm, interventions, data, indices) -> tuple[torch.Tensor, int]:
-        """Mean negative log-likelihood per answer token (nats) over the micro-batch."""
-        prompts, answers = zip(*(data[i] for i in indices))
-        batch = AnswerBatch.of(list(prompts), list(answers), lm.tokenizer.pad_token_id)
-        log_probs = steered_answer_log_probs(lm, batch, interventions)
-        return -log_probs.sum() / batch.n_answer_tokens.sum(), int(batch.lengths.sum())
+        """The causal-LM loss on the answer tokens (:func:`~steerkit.training.data.completion_loss`)."""
+        return completion_loss(lm, data, indices, interventions)
 
     def _metadata(self) -> dict:
         return {"rank": self.rank if self.variant == "adapter" else None,
