@@ -1,6 +1,7 @@
 """Searches over steering configurations, question-level cross-validation, search efficiency."""
 
 from steerkit.model_selection._cache import EvaluationCache, config_key
+from steerkit.model_selection.calibration import CalibratedSteeredModel, Calibration, calibrate_coefficient
 from steerkit.model_selection._efficiency import best_so_far, search_efficiency, trials_to_fraction
 from steerkit.model_selection._grid import GridSearchSteer
 from steerkit.model_selection._optuna import OptunaSearchSteer
@@ -10,6 +11,8 @@ from steerkit.model_selection._tpe import TPESearchSteer
 from steerkit.model_selection._validation import cross_val_steer
 
 __all__ = [
+    "CalibratedSteeredModel",
+    "Calibration",
     "EvaluationCache",
     "GRACE_COEFFICIENTS",
     "GridSearchSteer",
@@ -17,6 +20,7 @@ __all__ = [
     "QuestionKFold",
     "TPESearchSteer",
     "best_so_far",
+    "calibrate_coefficient",
     "config_key",
     "cross_val_steer",
     "grace_grid",
