@@ -146,6 +146,12 @@ function addSteeredColumn(index) {
       layer.append(el("option", {value: String(l), class: recommended.has(l) ? "recommended" : ""}, [text]));
     }
     layer.value = String(vector.layer ?? vector.recommended_layers?.[0] ?? Math.floor(state.nLayers / 2));
+    const reach = Math.max(32, 2 * Math.abs(vector.coefficient ?? 0));  // the sidecar's strength fits the slider
+    strength.min = String(-reach);
+    strength.max = String(reach);
+    strength.value = String(vector.coefficient ?? strength.value);
+    strengthValue.textContent = strength.value;
+    positions.value = vector.positions ?? "response";
   };
   const fillNames = () => {
     name.replaceChildren();
@@ -234,6 +240,7 @@ function drawNormChart(container, vectors) {
   chart.append(svg("line", {x1: left, y1: top, x2: left, y2: height - bottom, class: "axis"}));
   chart.append(svg("text", {x: width / 2, y: height - 4, class: "axis-label"}, "layer"));
   chart.append(svg("text", {x: 4, y: top + 8, class: "axis-label"}, maxNorm.toPrecision(3)));
+  chart.append(svg("text", {x: x(0), y: height - bottom + 12, class: "axis-label"}, "0"));
   chart.append(svg("text", {x: x(maxLayer), y: height - bottom + 12, class: "axis-label"}, String(maxLayer)));
   series.forEach((vector, i) => {
     const colour = PALETTE[i % PALETTE.length];
@@ -265,6 +272,10 @@ function drawHeatmap(container, names, cosine) {
         fill: colour(cosine[i][j]), class: "cell", "data-value": cosine[i][j]});
       rect.append(svg("title", {}, `${name} \u00b7 ${other}: ${cosine[i][j].toFixed(3)}`));
       map.append(rect);
+      if (cell >= 30) {
+        map.append(svg("text", {x: label + j * cell + cell / 2, y: label + i * cell + cell / 2 + 4,
+          class: "cell-value"}, cosine[i][j].toFixed(2)));
+      }
     });
   });
   container.replaceChildren(map);
@@ -286,7 +297,9 @@ function drawScatter(container, names, points, explained) {
     const cx = scale(xs[i], x0, x1, pad, width - pad), cy = scale(ys[i], y0, y1, height - pad, pad);
     const dot = svg("circle", {cx, cy, r: 5, fill: PALETTE[i % PALETTE.length], class: "point"});
     dot.append(svg("title", {}, name));
-    plot.append(dot, svg("text", {x: cx + 7, y: cy + 4, class: "point-label"}, name));
+    const right = cx > width / 2;  // label on the inner side so it stays inside the plot
+    plot.append(dot, svg("text", {x: right ? cx - 8 : cx + 8, y: cy + 4, class: "point-label",
+      "text-anchor": right ? "end" : "start"}, name));
   });
   container.replaceChildren(plot);
 }
