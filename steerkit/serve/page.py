@@ -23,9 +23,10 @@ import numpy as np
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 STATIC_DIR = Path(__file__).parent / "static"
+MAX_DIFF_CHARS = 200_000  # per text; difflib is quadratic in the worst case, answers are far shorter
 _WORD = re.compile(r"\s*\S+\s*|\s+")  # a word with the whitespace around it (leading only at the start)
 
 router = APIRouter()
@@ -127,8 +128,8 @@ def word_diff(baseline: str, steered: str) -> list[dict]:
 class DiffRequest(BaseModel):
     """Body of ``POST /api/diff``."""
 
-    baseline: str
-    steered: str
+    baseline: str = Field(max_length=MAX_DIFF_CHARS)
+    steered: str = Field(max_length=MAX_DIFF_CHARS)
 
 
 @router.get("/", include_in_schema=False)

@@ -8,7 +8,7 @@ from scipy.spatial.distance import cdist, pdist
 
 from steerkit.estimators.files import load_vector
 from steerkit.serve import VectorRegistry
-from steerkit.serve.page import router, word_diff
+from steerkit.serve.page import MAX_DIFF_CHARS, router, word_diff
 
 USABLE = ["calm", "pirate/best", "pirate/pv"]  # "narrow" has another hidden size
 
@@ -102,6 +102,8 @@ def test_diff_endpoint_and_the_page_files(client):
     assert body["segments"] == [{"op": "equal", "text": "a "}, {"op": "delete", "text": "b "},
                                 {"op": "insert", "text": "x "}, {"op": "equal", "text": "c"}]
     assert client.post("/api/diff", json={"baseline": "a"}).status_code == 422
+    too_long = {"baseline": "a", "steered": "a " * (MAX_DIFF_CHARS // 2 + 1)}
+    assert client.post("/api/diff", json=too_long).status_code == 422
     page = client.get("/")
     assert page.status_code == 200 and 'src="static/app.js"' in page.text
     for name, kind in (("app.js", "javascript"), ("style.css", "text/css")):

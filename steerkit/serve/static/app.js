@@ -34,8 +34,11 @@ async function getJSON(url, options) {
   return body;
 }
 
+// The one-line message of an OpenAI-style error body, or of FastAPI's validation details.
 function errorMessage(body, status) {
-  return (body && body.error && body.error.message) || (body && body.detail) || `HTTP ${status}`;
+  if (body && body.error && body.error.message) return body.error.message;
+  if (body && Array.isArray(body.detail)) return body.detail.map((d) => `${d.loc.join(".")}: ${d.msg}`).join("; ");
+  return (body && body.detail) || `HTTP ${status}`;
 }
 
 // ---------- streaming ----------
