@@ -12,7 +12,7 @@ from typing import Callable
 import numpy as np
 import torch
 from tqdm.auto import tqdm
-from transformers import LogitsProcessor, LogitsProcessorList
+from transformers import LogitsProcessor, LogitsProcessorList, StoppingCriteriaList
 
 from steerkit.lm.hooks import Intervening
 
@@ -122,9 +122,12 @@ def generate(
     return answers
 
 
-def _generate_batch(lm, encoded: list[list[int]], max_new_tokens: int, sampler: "RowSampler | None" = None) -> list[str]:
+def _generate_batch(lm, encoded: list[list[int]], max_new_tokens: int, sampler: "RowSampler | None" = None, *,
+                    stopping_criteria: list | None = None) -> list[str]:
     """Answers (decoded, stripped) to the token lists ``encoded``, left-padded into one greedy
-    ``model.generate`` call; ``sampler`` picks the tokens of its sampling rows."""
+    ``model.generate`` call; ``sampler`` picks the tokens of its sampling rows;
+    ``stopping_criteria`` (transformers ``StoppingCriteria`` returning a ``(B,)`` bool tensor)
+    end rows early, e.g. the per-row stops and streaming of :mod:`steerkit.serve.engine`."""
     pad_id = lm.tokenizer.pad_token_id
     width = max(len(ids) for ids in encoded)
     input_ids = torch.full((len(encoded), width), pad_id, dtype=torch.long)
@@ -142,6 +145,7 @@ def _generate_batch(lm, encoded: list[list[int]], max_new_tokens: int, sampler: 
         top_p=None,
         top_k=None,
         logits_processor=None if sampler is None else LogitsProcessorList([sampler]),
+        stopping_criteria=None if stopping_criteria is None else StoppingCriteriaList(stopping_criteria),
     )
     return [lm.tokenizer.decode(row[width:], skip_special_tokens=True).strip() for row in output]
 

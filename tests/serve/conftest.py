@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import numpy as np
 import pytest
@@ -42,3 +43,53 @@ def steering_folder(tmp_path_factory, tiny_llama):
         steerer.interventions_[0].W_up.normal_(std=2.0)
     steerer.save(folder / "adapters" / "style")
     return folder
+
+
+class RunningServer:
+    """A uvicorn server for ``app`` on a free loopback port, in a background thread."""
+
+    def __init__(self, app):
+        import threading
+
+        import uvicorn
+
+        self.app = app
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning",
+                                                    lifespan="on"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("the test server did not start")
+            time.sleep(0.01)
+        port = self.server.servers[0].sockets[0].getsockname()[1]
+        self.url = f"http://127.0.0.1:{port}"
+
+    def client(self, **kwargs):
+        import openai
+
+        return openai.OpenAI(base_url=f"{self.url}/v1", api_key="unused", **kwargs)
+
+    def stop(self):
+        self.server.should_exit = True
+        self.thread.join(30)
+        assert not self.thread.is_alive(), "the test server did not stop"
+
+
+@pytest.fixture(scope="session")
+def serve(steering_folder, tiny_llama):
+    """A function starting a server of the tiny model and ``steering_folder`` with the given
+    ``create_app`` options; every server started is stopped at the end of the session."""
+    from steerkit.serve import VectorRegistry, create_app
+
+    registry = VectorRegistry.from_folder(steering_folder, tiny_llama)
+    servers = []
+
+    def start(**options) -> RunningServer:
+        servers.append(RunningServer(create_app(tiny_llama, registry, **options)))
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.stop()
