@@ -69,6 +69,8 @@ def test_page_streams_baseline_and_steered_columns_like_the_api(browser, server_
     page.fill("#prompt", PROMPT)
     page.fill("#max-tokens", str(MAX_TOKENS))
     first = page.locator(".column.steered").nth(0)
+    assert first.locator("select.vector option").all_inner_texts() == [  # usable vectors, with concept and construction
+        "calm (calm, unit_mean)", "pirate/best (pirate, pv)", "pirate/pv (pirate, pv)"]
     first.locator("select.vector").select_option("pirate/best")
     layer_options = first.locator("select.layer option").all_inner_texts()
     assert layer_options == ["0", "1 \u2605 recommended", "2 \u2605 recommended", "3"]  # summary.json: [1, 2]
@@ -83,7 +85,7 @@ def test_page_streams_baseline_and_steered_columns_like_the_api(browser, server_
     second = page.locator(".column.steered").nth(1)
     assert second.locator("select.method option").all_inner_texts() == ["contrastive vector", "trained"]
     second.locator("select.method").select_option("adapter")
-    assert second.locator("select.vector option").all_inner_texts() == ["adapters/style"]
+    assert second.locator("select.vector option").all_inner_texts() == ["adapters/style (low_rank)"]  # its method
 
     page.click("#run")
     page.wait_for_selector("#run-status[data-state=done]", timeout=60_000)

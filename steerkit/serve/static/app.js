@@ -159,7 +159,10 @@ function addSteeredColumn(index) {
   const fillNames = () => {
     name.replaceChildren();
     const items = method.value === "adapter" ? state.adapters : state.vectors.filter((v) => v.kind === method.value);
-    for (const item of items) name.append(el("option", {value: item.name}, [item.name]));
+    for (const item of items) {
+      const about = [item.concept, item.construction || item.method].filter(Boolean).join(", ");
+      name.append(el("option", {value: item.name}, [about ? `${item.name} (${about})` : item.name]));
+    }
     for (const node of vectorRows) node.hidden = method.value === "adapter";
     fillLayers();
   };
