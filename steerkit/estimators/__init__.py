@@ -7,6 +7,7 @@ Each steerer learns one steering vector from contrast pairs of activations
 
 from ._base import BaseSteerer
 from .cluster import ClusterSteerer
+from .condition import ConditionDetector
 from .files import load_gguf_control_vector, load_vector, save_gguf_control_vector, save_vector
 from .pca import PCASteerer
 from .pv import PVSteerer
@@ -19,6 +20,7 @@ __all__ = [
     "STEERERS",
     "BaseSteerer",
     "ClusterSteerer",
+    "ConditionDetector",
     "PCASteerer",
     "PVSteerer",
     "UnitMeanSteerer",
