@@ -1,4 +1,4 @@
-"""``steerkit generate``: steered answers with a saved vector."""
+"""``steerkit generate``: steered answers with a saved vector or a file of ``steerkit train``."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import argparse
 import sys
 import textwrap
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from . import _inputs
@@ -37,12 +38,78 @@ def _layer_vector(vector, layer: int, what: str, lm, path) -> np.ndarray:
     return vector
 
 
+def _trained_file(path) -> tuple | None:
+    """``(loader, model name)`` when ``path`` is a file of ``steerkit train`` (a trained
+    steerer's ``.safetensors`` whose sidecar names its method, or a saved LoRA folder), else None."""
+    import json
+
+    from steerkit.estimators.files import vector_paths
+    from steerkit.training import LoRAFineTuner, TrainedSteerer
+    from steerkit.training.lora import METADATA_FILE
+
+    if (Path(path) / METADATA_FILE).is_file():
+        return LoRAFineTuner.load, json.loads((Path(path) / METADATA_FILE).read_text(encoding="utf-8")).get("model")
+    sidecar_path = vector_paths(path)[1]
+    try:
+        sidecar = json.loads(sidecar_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None  # not a trained steerer: load_vector says what is wrong with it as a vector
+    return (TrainedSteerer.load, sidecar.get("model")) if isinstance(sidecar, dict) and "method" in sidecar else None
+
+
+def _generate_trained(args, loader, model_name) -> int:
+    """``steerkit generate`` with a trained steerer or LoRA adapter (its sites, positions and
+    coefficient are those it was trained with; ``--coefficient`` rescales BiPO/RePS vectors)."""
+    from steerkit._values import check_coefficient
+
+    if args.layer is not None:
+        raise ValueError(f"--layer does not apply to {args.vector}: a trained steerer steers the sites it was trained at")
+    questions = args.question or list(_recorded_concept(args.concept, None, None, args.vector, "--question TEXT")
+                                      .evaluation_questions[: args.n_questions])
+    lm = _inputs._load_model(args, args.model or model_name)
+    steerer = loader(args.vector, lm, progress=False)
+    if args.coefficient is not None:
+        if "coefficient" not in steerer.get_params():
+            raise ValueError(f"--coefficient does not apply to {args.vector} ({steerer.method}): only bipo and reps "
+                             "vectors have one; drop it")
+        steerer.set_params(coefficient=check_coefficient(args.coefficient, "--coefficient"))
+    kwargs = {"max_new_tokens": args.max_new_tokens, "batch_size": args.batch_size}
+    start = time.perf_counter()
+    steered = steerer.generate(questions, **kwargs)
+    print(f"steering with the trained {steerer.method} from {args.vector} ({len(questions)} answers in "
+          f"{time.perf_counter() - start:.1f} s)", file=sys.stderr)
+    records = _show_answers(questions, steered, lm.generate(questions, **kwargs) if args.compare else None)
+    if args.out:
+        from steerkit._io import write_json
+
+        write_json(args.out, {"steerer": str(args.vector), "method": steerer.method, "model": lm.name,
+                              "answers": records})
+    return 0
+
+
+def _show_answers(questions, steered, baseline) -> list[dict]:
+    """Print each question with its steered (and unsteered, when ``baseline``) answer; the records."""
+    records = []
+    for i, question in enumerate(questions):
+        record = {"question": question, "steered": steered[i]}
+        print(f"\nQ: {question}")
+        if baseline is not None:
+            record["unsteered"] = baseline[i]
+            print(textwrap.indent(textwrap.fill(baseline[i], 96), "  unsteered | "))
+        print(textwrap.indent(textwrap.fill(steered[i], 96), "  steered   | "))
+        records.append(record)
+    return records
+
+
 def _cmd_generate(args) -> int:
     from steerkit._values import check_coefficient
     from steerkit.estimators.files import load_vector, vector_paths
     from steerkit.lm import Site
     from steerkit.steering import steer
 
+    trained = _trained_file(args.vector)
+    if trained is not None:
+        return _generate_trained(args, *trained)
     vector, sidecar = load_vector(args.vector)
     tensor_path, sidecar_path = vector_paths(args.vector)
     if args.coefficient is not None:
@@ -71,15 +138,7 @@ def _cmd_generate(args) -> int:
     where = f"layer {layer}" if site.component == "residual" else f"layer {layer} ({site.component})"
     print(f"steering at {where} with coefficient {coefficient} on {args.positions} positions "
           f"({len(questions)} answers in {elapsed:.1f} s)", file=sys.stderr)
-    records = []
-    for i, question in enumerate(questions):
-        record = {"question": question, "steered": steered[i]}
-        print(f"\nQ: {question}")
-        if baseline is not None:
-            record["unsteered"] = baseline[i]
-            print(textwrap.indent(textwrap.fill(baseline[i], 96), "  unsteered | "))
-        print(textwrap.indent(textwrap.fill(steered[i], 96), "  steered   | "))
-        records.append(record)
+    records = _show_answers(questions, steered, baseline)
     if args.out:
         from steerkit._io import write_json
 
@@ -97,7 +156,8 @@ def add_parser(commands) -> None:
         description="Add coefficient x vector at the layer's block output while generating greedy answers.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    gen.add_argument("vector", help="vector file written by `steerkit fit` (.safetensors, sidecar beside it)")
+    gen.add_argument("vector", help="vector file written by `steerkit fit` (.safetensors, sidecar beside it), or the "
+                     "trained file of `steerkit train` (steerer.safetensors, or LoRA's adapter folder)")
     gen.add_argument("--layer", type=_count, default=None, help="layer to steer (when not given: the one in the sidecar)")
     gen.add_argument("--coefficient", type=_finite_float, default=None, help="strength (when not given: the one in the sidecar)")
     gen.add_argument("--positions", default="response", choices=["response", "prompt", "all"],
