@@ -5,6 +5,7 @@ run without a model; :func:`geometry_report` computes them all from an ``Activat
 """
 
 from steerkit.diagnostics.anova import anova_eta_squared
+from steerkit.diagnostics.cross_model import GeometryComparison, compare_similarity, concept_similarity
 from steerkit.diagnostics.geometry import (
     BLOCK_HIGH,
     BLOCK_LOW,
@@ -36,6 +37,7 @@ __all__ = [
     "BLOCK_HIGH",
     "BLOCK_LOW",
     "BLOCK_SHARE_DETECTED",
+    "GeometryComparison",
     "GeometryReport",
     "GraceRecommender",
     "Recommendation",
@@ -43,7 +45,9 @@ __all__ = [
     "anova_eta_squared",
     "block_structure",
     "block_structure_share",
+    "compare_similarity",
     "concept_granularity",
+    "concept_similarity",
     "difference_norms",
     "geometry_report",
     "granularity",
