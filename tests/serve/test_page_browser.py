@@ -1,26 +1,50 @@
 """The comparison page driven in headless Chromium against a real uvicorn server (tiny model)."""
 
+import json
 import shutil
 import socket
 import threading
 import time
 
 import httpx
+import numpy as np
 import pytest
 
+from steerkit.estimators.files import save_vector
 from steerkit.serve import VectorRegistry, create_app
 
 CHROMIUM = "/usr/bin/chromium"
 PROMPT = "Tell me about the sea."
 MAX_TOKENS = 12
+NORM = 0.05  # the tiny model's answers change gradually with the strength at this norm (saturate by ~30)
+
+
+def _small_random(seed: int, shape) -> np.ndarray:
+    """Random rows of L2 norm :data:`NORM`."""
+    vector = np.random.default_rng(seed).normal(size=shape)
+    return (NORM * vector / np.linalg.norm(vector, axis=-1, keepdims=True)).astype(np.float32)
 
 
 @pytest.fixture(scope="module")
-def server_url(steering_folder, tiny_llama):
+def page_folder(tmp_path_factory, steering_folder):
+    """Two saved random vectors, ``sea/best`` (all layers, a run's layout recommending layers 1
+    and 2) and ``calm`` (one layer), plus the trained steerer ``adapters/style``."""
+    folder = tmp_path_factory.mktemp("page")
+    save_vector(folder / "sea" / "vectors" / "best", _small_random(1, (4, 64)), model="tiny-llama", layer=2,
+                construction="pv", concept="sea", coefficient=1.0, positions="response")
+    (folder / "sea" / "summary.json").write_text(json.dumps({"recommendation": {"layers": [1, 2]}}))
+    save_vector(folder / "calm", _small_random(2, (64,)), model="tiny-llama", layer=1, construction="unit_mean",
+                concept="calm", coefficient=1.0)
+    shutil.copytree(steering_folder / "adapters", folder / "adapters")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def server_url(page_folder, tiny_llama):
     """``http://127.0.0.1:PORT`` of the app on a free loopback port, served from a background thread."""
     import uvicorn
 
-    app = create_app(tiny_llama, VectorRegistry.from_folder(steering_folder, tiny_llama))
+    app = create_app(tiny_llama, VectorRegistry.from_folder(page_folder, tiny_llama))
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
@@ -69,17 +93,19 @@ def test_page_streams_baseline_and_steered_columns_like_the_api(browser, server_
     page.fill("#prompt", PROMPT)
     page.fill("#max-tokens", str(MAX_TOKENS))
     first = page.locator(".column.steered").nth(0)
-    assert first.locator("select.vector option").all_inner_texts() == [  # usable vectors, with concept and construction
-        "calm (calm, unit_mean)", "pirate/best (pirate, pv)", "pirate/pv (pirate, pv)"]
-    first.locator("select.vector").select_option("pirate/best")
+    assert first.locator("select.vector option").all_inner_texts() == [  # with concept and construction
+        "calm (calm, unit_mean)", "sea/best (sea, pv)"]
+    first.locator("select.vector").select_option("sea/best")
     layer_options = first.locator("select.layer option").all_inner_texts()
     assert layer_options == ["0", "1 \u2605 recommended", "2 \u2605 recommended", "3"]  # summary.json: [1, 2]
     assert first.locator("select.layer").input_value() == "2"  # the sidecar's layer
     slider = first.locator("input.strength")
+    assert float(slider.input_value()) == 1.0  # the sidecar's coefficient
     slider.focus()
-    page.keyboard.press("End")  # strength to the slider's maximum
-    assert float(slider.input_value()) == float(slider.get_attribute("max")) > 0
-    assert first.locator("output.strength-value").inner_text() == slider.input_value()
+    for _ in range(6):
+        page.keyboard.press("ArrowRight")  # six steps of 0.5
+    assert float(slider.input_value()) == 4.0
+    assert first.locator("output.strength-value").inner_text() == "4"
 
     page.click("#add-column")
     second = page.locator(".column.steered").nth(1)
@@ -98,12 +124,12 @@ def test_page_streams_baseline_and_steered_columns_like_the_api(browser, server_
     assert all(columns.nth(i).locator(".answer *").count() == 0 for i in range(3))
 
     model = page.inner_text("#model-name")
-    vector_steering = [{"vector": "pirate/best", "layer": 2, "coefficient": float(slider.input_value()),
-                        "positions": "response"}]
+    vector_steering = [{"vector": "sea/best", "layer": 2, "coefficient": 4.0, "positions": "response"}]
     expected = [_api_answer(server_url, model, steering)
                 for steering in (None, vector_steering, [{"adapter": "adapters/style"}])]
     assert [t.strip() for t in texts] == [e.strip() for e in expected]
     assert all(texts) and texts[1] != texts[0] and texts[2] != texts[0]
+    assert texts[1] != _api_answer(server_url, model, [{**vector_steering[0], "coefficient": 1.0}])  # the move counts
 
     for column in (first, second):  # the word diff marks the words that steering changed
         diff = column.locator(".diff")
@@ -112,10 +138,10 @@ def test_page_streams_baseline_and_steered_columns_like_the_api(browser, server_
         kept = diff.locator(":is(span.diff-equal, ins.diff-insert)").all_inner_texts()
         assert "".join(kept).split() == column.locator(".answer").inner_text().split()
 
-    n = 3  # calm, pirate/best, pirate/pv; "narrow" has another hidden size
+    n = 2  # calm, sea/best
     assert page.locator("#cosine-heatmap rect.cell").count() == n * n
     assert page.locator("#pca-scatter circle.point").count() == n
-    assert page.locator("#norm-chart polyline.norm-line").count() == 1  # pirate/pv holds all layers
+    assert page.locator("#norm-chart polyline.norm-line").count() == 1  # sea/best holds all layers
 
     screenshot = tmp_path / "steerkit_serve_page.png"
     page.screenshot(path=str(screenshot), full_page=True)
