@@ -8,7 +8,7 @@ from scipy.spatial.distance import cdist, pdist
 
 from steerkit.estimators.files import load_vector
 from steerkit.serve import VectorRegistry
-from steerkit.serve.page import MAX_DIFF_CHARS, router, word_diff
+from steerkit.serve.page import MAX_DIFF_CHARS, cosine_matrix, direction_at_layer, router, word_diff
 
 USABLE = ["calm", "pirate/best", "pirate/pv"]  # "narrow" has another hidden size
 
@@ -84,6 +84,14 @@ def test_geometry_of_one_vector_and_of_none(steering_folder, tiny_llama):
     registry.entries = {}
     none = _client(registry).get("/api/vectors/geometry").json()
     assert (none["names"], none["cosine"], none["pca"]) == ([], [], [])
+
+
+def test_direction_without_a_layer_is_the_largest_row_and_a_zero_vector_has_zero_cosine():
+    rows = np.array([[0.0, 1.0], [3.0, 4.0], [1.0, 1.0]])
+    np.testing.assert_array_equal(direction_at_layer(rows, None), [3.0, 4.0])
+    np.testing.assert_array_equal(direction_at_layer(rows, 2), [1.0, 1.0])
+    cosine = cosine_matrix(np.array([[1.0, 0.0], [0.0, 0.0], [-2.0, 0.0]]))
+    np.testing.assert_array_equal(cosine, [[1, 0, -1], [0, 0, 0], [-1, 0, 1]])
 
 
 def test_word_diff_marks_changed_words_and_rebuilds_both_texts():
