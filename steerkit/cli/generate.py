@@ -107,6 +107,12 @@ def _cmd_generate(args) -> int:
     from steerkit.lm import Site
     from steerkit.steering import steer
 
+    if args.schedule is not None:
+        from ._schedule import _cmd_generate_scheduled
+
+        return _cmd_generate_scheduled(args)
+    if args.vector is None:
+        raise ValueError("steerkit generate needs a vector file (positional) or --schedule FILE")
     trained = _trained_file(args.vector)
     if trained is not None:
         return _generate_trained(args, *trained)
@@ -156,8 +162,12 @@ def add_parser(commands) -> None:
         description="Add coefficient x vector at the layer's block output while generating greedy answers.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    gen.add_argument("vector", help="vector file written by `steerkit fit` (.safetensors, sidecar beside it), or the "
+    gen.add_argument("vector", nargs="?", default=None,
+                     help="vector file written by `steerkit fit` (.safetensors, sidecar beside it), or the "
                      "trained file of `steerkit train` (steerer.safetensors, or LoRA's adapter folder)")
+    gen.add_argument("--schedule", default=None, metavar="FILE",
+                     help="instead of a vector: a JSON schedule switching vectors during each answer (phases with "
+                          "vectors, layers, coefficients and until conditions; positions are set in the file)")
     gen.add_argument("--layer", type=_count, default=None, help="layer to steer (when not given: the one in the sidecar)")
     gen.add_argument("--coefficient", type=_finite_float, default=None, help="strength (when not given: the one in the sidecar)")
     gen.add_argument("--positions", default="response", choices=["response", "prompt", "all"],

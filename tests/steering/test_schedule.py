@@ -1,3 +1,4 @@
+import json
 import re
 
 import numpy as np
@@ -15,6 +16,7 @@ from steerkit.steering.schedule import (
     TextMatches,
     generate_scheduled,
 )
+from steerkit.steering.schedule_file import load_schedule
 
 QUESTIONS = ["What is a cloud?", "Tell me a long story about a dog who lived by the sea.", "Why?"]
 N_NEW = 12
@@ -151,3 +153,71 @@ def test_invalid_conditions_are_refused():
         TextMatches("(")
     with pytest.raises(ValueError, match="one weight per vector"):
         compose(np.ones((2, 4)), [1.0], site=1)
+
+
+# -- schedule files and `steerkit generate --schedule` ---------------------------------------------
+
+def _schedule_file(tmp_path, lm, phases):
+    from steerkit.estimators.files import save_vector
+
+    for seed in (11, 12):
+        save_vector(tmp_path / f"v{seed}.safetensors", _vector(lm, seed), layer=2, coefficient=1.5, model=lm.name)
+    path = tmp_path / "schedule.json"
+    path.write_text(json.dumps({"phases": phases}))
+    return path
+
+
+GOOD_PHASES = [
+    {"name": "first", "vectors": [{"path": "v11.safetensors"}], "until": {"after_tokens": 3}},
+    {"name": "second", "vectors": [{"path": "v12.safetensors", "layer": 1, "coefficient": -2}],
+     "until": {"projection": {"path": "v11.safetensors", "threshold": 0.0, "above": False}}},
+    {"name": "free"},
+]
+
+
+def test_a_schedule_file_builds_the_same_schedule_as_python(tiny_llama, tmp_path):
+    lm = tiny_llama
+    loaded = load_schedule(_schedule_file(tmp_path, lm, GOOD_PHASES), lm)
+    built = SteeringSchedule([
+        Phase([AddVector(_vector(lm, 11), site=2, coefficient=1.5)], until=AfterTokens(3)),
+        Phase([AddVector(_vector(lm, 12), site=1, coefficient=-2.0)],
+              until=ProjectionCrosses(_vector(lm, 11), 2, 0.0, above=False)),
+        Phase([]),
+    ])
+    assert [p.name for p in loaded.phases] == ["first", "second", "free"]
+    assert generate_scheduled(lm, _prompts(lm), loaded, max_new_tokens=N_NEW, return_switches=True) == \
+        generate_scheduled(lm, _prompts(lm), built, max_new_tokens=N_NEW, return_switches=True)
+
+
+@pytest.mark.parametrize("phases, message", [
+    ([{"vectors": []}, {"vectors": []}], r"phase 0 \('phase 0'\) has no until condition"),
+    ([{"until": {"after_tokens": 0}}, {}], r"phases\[0\]\.until: AfterTokens needs an integer n >= 1"),
+    ([{"until": {"after_tokens": 2, "matches": "x"}}, {}], r"phases\[0\]\.until must hold exactly one of"),
+    ([{"vectors": [{"path": "v11.safetensors", "colour": 1}]}], r"phases\[0\]\.vectors\[0\] has unknown field"),
+    ([{"vectors": [{"path": "v11.safetensors", "layer": 9}]}], r"phases\[0\]\.vectors\[0\]\.layer is 9"),
+    ([{"vectors": [{"path": "missing.safetensors"}]}], r"phases\[0\]\.vectors\[0\]\.path: cannot read"),
+    ([{"until": {"projection": {"path": "v11.safetensors"}}}, {}], r"until\.projection\.threshold is missing"),
+])
+def test_schedule_file_mistakes_are_one_line_errors_naming_the_field(tiny_llama, tmp_path, phases, message):
+    path = _schedule_file(tmp_path, tiny_llama, phases)
+    with pytest.raises(ValueError, match=message) as error:
+        load_schedule(path, tiny_llama)
+    assert str(error.value).startswith(str(path)) and "\n" not in str(error.value)
+
+
+def test_cli_generate_with_a_schedule(tiny_llama, tmp_path, monkeypatch, capsys):
+    from steerkit import cli
+    from steerkit.cli import main
+
+    monkeypatch.setattr(cli._inputs, "_load_model", lambda args, name: tiny_llama)
+    path, out = _schedule_file(tmp_path, tiny_llama, GOOD_PHASES), tmp_path / "answers.json"
+    assert main(["generate", "--schedule", str(path), "-q", QUESTIONS[0], "-q", QUESTIONS[1],
+                 "--max-new-tokens", str(N_NEW), "--compare", "--out", str(out)]) == 0
+    record = json.loads(out.read_text())
+    schedule = load_schedule(path, tiny_llama)
+    expected, switches = generate_scheduled(tiny_llama, _prompts(tiny_llama)[:2], schedule, max_new_tokens=N_NEW,
+                                            return_switches=True)
+    assert [a["steered"] for a in record["answers"]] == expected
+    assert record["answers"][0]["phase_starts"]["second"] == 3 == switches[0][0]
+    assert main(["generate", "--schedule", str(path), "--layer", "2", "-q", "hi"]) == 2
+    assert "--layer does not apply with --schedule" in capsys.readouterr().err
