@@ -204,8 +204,7 @@ def create_app(lm, registry, *, max_batch: int = 16, max_queue: int = 64, defaul
             raise APIError(404, f"model {chat.model!r} is not served here: use {lm.name!r} (GET /v1/models)",
                            param="model", code="model_not_found")
         interventions = steering_interventions(registry, chat.steering)
-        prompt_ids = lm.tokenizer(chat_prompt(lm.tokenizer, chat.messages),
-                                  add_special_tokens=lm.adds_special_tokens)["input_ids"]
+        prompt_ids = engine.encode(chat_prompt(lm.tokenizer, chat.messages))
         max_tokens = chat.max_completion_tokens or chat.max_tokens
         if max_tokens is None and lm.context_length is not None:
             max_tokens = min(default_max_tokens, max(1, lm.context_length - len(prompt_ids)))

@@ -103,7 +103,7 @@ class RowText:
             return self._show(full.strip())
         visible = full.rstrip().rstrip(REPLACEMENT)
         held = max((n for s in self.stop for n in range(1, len(s)) if visible.endswith(s[:n])), default=0)
-        return self._show(visible[: len(visible) - held])
+        return self._show(visible[: len(visible) - held].rstrip())
 
     def _show(self, visible: str) -> str:
         if not visible.startswith(self.shown):  # decoding changed earlier text: wait for it to settle
@@ -135,14 +135,16 @@ class RowMonitor(StoppingCriteria):
     """Feeds each running row its newest token after every generation step, emits its text and
     tells ``generate`` which rows are done (a ``(B,)`` bool tensor)."""
 
-    def __init__(self, rows: list[RowRequest]):
+    def __init__(self, rows: list[RowRequest], tokenizer_lock: threading.Lock):
         self.rows = rows
+        self.tokenizer_lock = tokenizer_lock
 
     def __call__(self, input_ids: torch.Tensor, scores, **kwargs) -> torch.Tensor:
         newest = input_ids[:, -1].tolist()
-        for row, token in zip(self.rows, newest):
-            if not (row.text.done or row.cancelled.is_set()):
-                _advance(row, token)
+        with self.tokenizer_lock:
+            for row, token in zip(self.rows, newest):
+                if not (row.text.done or row.cancelled.is_set()):
+                    _advance(row, token)
         return torch.tensor([row.text.done or row.cancelled.is_set() for row in self.rows], device=input_ids.device)
 
 
@@ -175,6 +177,8 @@ class BatchingEngine:
     batches : number of generations run.
     largest_batch : most rows in one generation so far.
     running : rows in the generation now running (0 when idle).
+    tokenizer_lock : held while the worker decodes; :meth:`encode` takes it too (a fast
+        tokenizer must not be used by two threads at once).
     """
 
     def __init__(self, lm, *, max_batch: int = 16, max_queue: int = 64, max_wait_s: float = 0.005):
@@ -186,10 +190,16 @@ class BatchingEngine:
         self.max_wait_s = max_wait_s
         self.eos_ids = _eos_ids(lm)
         self.batches = self.largest_batch = self.running = 0
+        self.tokenizer_lock = threading.Lock()
         self._queue: queue.Queue = queue.Queue(maxsize=max_queue)
         self._closed = threading.Event()
         self._worker = threading.Thread(target=self._serve, name="steerkit-engine", daemon=True)
         self._worker.start()
+
+    def encode(self, prompt: str) -> list[int]:
+        """Token ids of a formatted ``prompt`` (special tokens as ``generate`` adds them)."""
+        with self.tokenizer_lock:
+            return self.lm.tokenizer(prompt, add_special_tokens=self.lm.adds_special_tokens)["input_ids"]
 
     def submit(self, prompt_ids: list[int], emit: Callable[[object], None], *, interventions=None,
                temperature: float = 0.0, top_p: float = 1.0, seed: int | None = None, max_tokens: int = 64,
@@ -252,7 +262,8 @@ class BatchingEngine:
                     stack.enter_context(Intervening(self.lm)).set_rows([row.interventions for row in rows])
                 with torch.inference_mode():
                     _generate_batch(self.lm, [row.prompt_ids for row in rows], max(row.text.max_tokens for row in rows),
-                                    sampler if sampler.samples else None, stopping_criteria=[RowMonitor(rows)])
+                                    sampler if sampler.samples else None,
+                                    stopping_criteria=[RowMonitor(rows, self.tokenizer_lock)])
             for row in rows:  # the monitor ends every row; never leave a request waiting for ever
                 if not (row.text.done or row.cancelled.is_set()):
                     row.emit(Failed("generation ended before this row finished"))
