@@ -23,7 +23,8 @@ try:
     from pydantic import BaseModel, ConfigDict, Field, ValidationError
     from starlette.exceptions import HTTPException
 except ImportError as err:  # pragma: no cover - depends on the environment
-    raise ImportError(f"steerkit serve needs fastapi and uvicorn ({err}): pip install 'steerkit[serve]'") from None
+    raise ModuleNotFoundError(f"steerkit serve needs fastapi and uvicorn ({err}): pip install 'steerkit[serve]'",
+                              name=err.name) from None
 
 from steerkit.lm.generation import check_context
 from steerkit.serve.engine import BatchingEngine, Delta, Failed, Finished, QueueFull
