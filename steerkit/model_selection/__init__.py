@@ -9,6 +9,7 @@ from steerkit.model_selection._space import GRACE_COEFFICIENTS, grace_grid, grac
 from steerkit.model_selection._split import QuestionKFold
 from steerkit.model_selection._tpe import TPESearchSteer
 from steerkit.model_selection._validation import cross_val_steer
+from steerkit.model_selection.sweep import SteeringSweep, collapse_alphas, sweep_zones
 
 __all__ = [
     "CalibratedSteeredModel",
@@ -18,13 +19,16 @@ __all__ = [
     "GridSearchSteer",
     "OptunaSearchSteer",
     "QuestionKFold",
+    "SteeringSweep",
     "TPESearchSteer",
     "best_so_far",
     "calibrate_coefficient",
+    "collapse_alphas",
     "config_key",
     "cross_val_steer",
     "grace_grid",
     "grace_space",
     "search_efficiency",
+    "sweep_zones",
     "trials_to_fraction",
 ]
