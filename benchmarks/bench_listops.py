@@ -50,6 +50,7 @@ from steerkit.training import (
 RESULTS = Path(__file__).resolve().parent / "results"
 N_SHOTS = 3
 MAX_NEW_TOKENS = 8
+N_TRAINED = 4  # trained methods: vectors, low-rank blocks, low-rank attn+mlp, LoRA
 
 
 def wilson(accuracy: float, n: int) -> tuple[float, float]:
@@ -125,8 +126,8 @@ def main() -> None:
         record(name, estimator.generate(test, **generation), estimator)
         progress["done"] += 1
         elapsed = time.perf_counter() - started
-        print(f"[{elapsed / 60:.1f} min so far; about {elapsed / progress['done'] * (4 - progress['done']) / 60:.1f} "
-              "min to go]", file=sys.stderr)
+        left = elapsed / progress["done"] * (N_TRAINED - progress["done"])
+        print(f"[{elapsed / 60:.1f} min so far; about {left / 60:.1f} min to go]", file=sys.stderr)
         return estimator
 
     train("trained vectors (blocks)", LowRankSteerer(lm, variant="vector", **settings))
@@ -136,7 +137,8 @@ def main() -> None:
     train(f"LoRA q/v r{lora_rank} (matched)", LoRAFineTuner(lm, rank=lora_rank, **settings))
     result = {"model": lm.name, "dtype": "float32", "n_train": args.n_train, "n_test": args.n_test,
               "max_depth": args.max_depth, "n_shots": N_SHOTS, "seed": args.seed, "epochs": args.epochs,
-              "batch_size": args.batch_size, "gradient_accumulation": args.gradient_accumulation, "rank": args.rank, "lora_rank": lora_rank, "max_new_tokens": MAX_NEW_TOKENS,
+              "batch_size": args.batch_size, "gradient_accumulation": args.gradient_accumulation, "rank": args.rank,
+              "lora_rank": lora_rank, "max_new_tokens": MAX_NEW_TOKENS,
               "wall_seconds": time.perf_counter() - started, "rows": rows}
     write_json(args.out, result)
     plot(rows, args.out.with_suffix(".png"))
