@@ -32,6 +32,7 @@ from steerkit.serve.registry import UnknownSteering, UnusableSteering
 
 MAX_STOP_STRINGS = 4  # as OpenAI's API
 RETRY_AFTER_S = 1
+DISCONNECT_POLL_S = 0.25  # how often a waiting non-streamed request checks that its client is still there
 
 
 class APIError(Exception):
@@ -233,10 +234,11 @@ def create_app(lm, registry, *, max_batch: int = 16, max_queue: int = 64, defaul
             return StreamingResponse(_sse(events, row, head, usage), media_type="text/event-stream",
                                      headers={"Cache-Control": "no-cache"})
         try:
-            while not isinstance(event := await events.get(), (Finished, Failed)):
-                pass
+            event = await _final_event(events, request)
         finally:
             row.cancel()
+        if event is None:
+            raise APIError(499, "the client closed the request", code="client_closed")
         if isinstance(event, Failed):
             raise APIError(500, event.message, code="generation_failed")
         return {**head, "object": "chat.completion",
@@ -249,6 +251,26 @@ def create_app(lm, registry, *, max_batch: int = 16, max_queue: int = 64, defaul
 
         app.include_router(page.router)
     return app
+
+
+async def _final_event(events: asyncio.Queue, request) -> Finished | Failed | None:
+    """The row's :class:`Finished` or :class:`Failed` event, or None once the client has gone
+    away (checked every :data:`DISCONNECT_POLL_S` seconds while the row runs), so that its row
+    can be cancelled."""
+
+    async def final():
+        while not isinstance(event := await events.get(), (Finished, Failed)):
+            pass
+        return event
+
+    waiting = asyncio.ensure_future(final())
+    try:
+        while not (await asyncio.wait({waiting}, timeout=DISCONNECT_POLL_S))[0]:
+            if await request.is_disconnected():
+                return None
+        return waiting.result()
+    finally:
+        waiting.cancel()
 
 
 def _usage(event: Finished) -> dict:
