@@ -2,9 +2,10 @@
 
 AdamW on the steerer's parameters only (the language model stays frozen), a linear learning
 rate warm-up over the first ``warmup_ratio`` of the optimiser steps then a linear decay to 0
-(the schedule of transformers' ``Trainer``, which seed 002 trains with), gradient
-accumulation, seeded shuffling, a progress bar with the running loss, and a clear stop when
-the loss stops being finite.
+(the shape of transformers' ``Trainer`` schedule, which seed 002 trains with, except that the
+first warm-up step already uses ``1/warmup`` of the rate where transformers uses 0; see
+:func:`linear_schedule`), gradient accumulation, seeded shuffling, a progress bar with the
+running loss, and a clear stop when the loss stops being finite.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ import numpy as np
 import torch
 from sklearn.utils.validation import check_scalar
 from tqdm.auto import tqdm
-
 
 
 class TrainingDiverged(ValueError):
