@@ -45,7 +45,7 @@ class APIError(Exception):
         self.status, self.message, self.param, self.code, self.headers = status, message, param, code, headers
 
     def response(self) -> JSONResponse:
-        kind = "invalid_request_error" if self.status < 500 and self.status != 503 else "server_error"
+        kind = "invalid_request_error" if self.status < 500 else "server_error"
         return JSONResponse({"error": {"message": self.message, "type": kind, "param": self.param, "code": self.code}},
                             status_code=self.status, headers=self.headers)
 
