@@ -206,7 +206,8 @@ def create_app(lm, registry, *, max_batch: int = 16, max_queue: int = 64, defaul
             raise APIError(404, f"model {chat.model!r} is not served here: use {lm.name!r} (GET /v1/models)",
                            param="model", code="model_not_found")
         interventions = steering_interventions(registry, chat.steering)
-        prompt_ids = engine.encode(chat_prompt(lm.tokenizer, chat.messages))
+        # in a thread: encoding waits for the tokenizer lock the worker holds while it decodes
+        prompt_ids = await asyncio.to_thread(engine.encode, chat_prompt(lm.tokenizer, chat.messages))
         max_tokens = chat.max_completion_tokens or chat.max_tokens
         if max_tokens is None and lm.context_length is not None:
             max_tokens = min(default_max_tokens, max(1, lm.context_length - len(prompt_ids)))
