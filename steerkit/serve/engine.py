@@ -67,6 +67,12 @@ class RowText:
     ``generate`` strips it), minus an unfinished multi-byte character and minus a tail that
     could begin a stop string. :attr:`done` turns True at an end-of-sequence token, a stop
     string (the text ends before it) or ``max_tokens`` tokens. The deltas add up to :attr:`text`.
+
+    Decoding is incremental (as in text-generation-inference): a push decodes only the tokens
+    read since the previous piece, once alone and once after that piece's tokens (the context a
+    tokenizer needs for, e.g., a word's leading space), and appends the difference to
+    :attr:`decoded` unless it ends in an unfinished character. So a push decodes a few tokens,
+    not the whole answer.
     """
 
     def __init__(self, tokenizer, *, max_tokens: int, stop: Sequence[str] = (), eos_ids: Sequence[int] = ()):
@@ -75,7 +81,9 @@ class RowText:
         self.stop = tuple(stop)
         self.eos_ids = frozenset(eos_ids)
         self.tokens: list[int] = []
-        self.shown = ""
+        self.decoded = ""  # the text of tokens[:self._read], leading whitespace removed
+        self.shown = ""  # the deltas so far: always a prefix of self.decoded
+        self._context = self._read = 0  # tokens[_context:_read]: those of the last decoded piece
         self.finish_reason: str | None = None
 
     @property
@@ -90,27 +98,35 @@ class RowText:
     def push(self, token: int) -> str:
         """Add the next token; return the newly showable text (maybe empty)."""
         self.tokens.append(int(token))
-        full = self.tokenizer.decode(self.tokens, skip_special_tokens=True).lstrip()
-        cut = min((i for i in (full.find(s) for s in self.stop) if i >= 0), default=-1)
+        ending = "stop" if token in self.eos_ids else "length" if len(self.tokens) >= self.max_tokens else None
+        searched = max(0, len(self.decoded) - max(map(len, self.stop), default=0) + 1)  # earlier: no stop string
+        self._read_tokens(flush=ending is not None)
+        cut = min((i for i in (self.decoded.find(s, searched) for s in self.stop) if i >= 0), default=-1)
         if cut >= 0:
             self.finish_reason = "stop"
-            return self._show(full[:cut].rstrip())
-        if token in self.eos_ids:
-            self.finish_reason = "stop"
-        elif len(self.tokens) >= self.max_tokens:
-            self.finish_reason = "length"
+            return self._show(cut)
+        self.finish_reason = ending
         if self.done:
-            return self._show(full.strip())
-        visible = full.rstrip().rstrip(REPLACEMENT)
-        held = max((n for s in self.stop for n in range(1, len(s)) if visible.endswith(s[:n])), default=0)
-        return self._show(visible[: len(visible) - held].rstrip())
+            return self._show(len(self.decoded))
+        pending = self.decoded[len(self.shown):].rstrip()
+        held = max((n for s in self.stop for n in range(1, min(len(s), len(pending) + 1))
+                    if pending.endswith(s[:n])), default=0)
+        return self._show(len(self.shown) + len(pending) - held)
 
-    def _show(self, visible: str) -> str:
-        if not visible.startswith(self.shown):  # decoding changed earlier text: wait for it to settle
-            if self.done:
-                self.shown = visible
-            return ""
-        delta, self.shown = visible[len(self.shown):], visible
+    def _read_tokens(self, *, flush: bool) -> None:
+        """Append the text of the tokens after ``_read`` to :attr:`decoded`, unless it ends in
+        an unfinished multi-byte character (kept for the next push) and ``flush`` is False."""
+        context = self.tokenizer.decode(self.tokens[self._context:self._read], skip_special_tokens=True)
+        text = self.tokenizer.decode(self.tokens[self._context:], skip_special_tokens=True)
+        if len(text) > len(context) and (flush or not text.endswith(REPLACEMENT)):
+            piece = text[len(context):]
+            self.decoded += piece if self.decoded else piece.lstrip()
+            self._context, self._read = self._read, len(self.tokens)
+
+    def _show(self, end: int) -> str:
+        """Show ``decoded[:end]`` without trailing whitespace; return the part not shown before."""
+        delta = self.decoded[len(self.shown):end].rstrip()
+        self.shown += delta
         return delta
 
 

@@ -42,3 +42,26 @@ def test_an_end_of_sequence_token_ends_the_row_unshown(tokenizer):
     shown = [row.push(t) for t in tokenizer("Hello there", add_special_tokens=False)["input_ids"]]
     shown.append(row.push(tokenizer.eos_token_id))
     assert ("".join(shown), row.finish_reason) == ("Hello there", "stop")
+
+
+class Recording:
+    """``tokenizer`` recording the number of token ids of each ``decode`` call."""
+
+    def __init__(self, tokenizer):
+        self.tokenizer = tokenizer
+        self.lengths: list[int] = []
+
+    def __call__(self, *args, **kwargs):
+        return self.tokenizer(*args, **kwargs)
+
+    def decode(self, ids, **kwargs):
+        self.lengths.append(len(ids))
+        return self.tokenizer.decode(ids, **kwargs)
+
+
+def test_each_push_decodes_a_bounded_number_of_tokens(tokenizer):
+    recording = Recording(tokenizer)
+    row, deltas = stream(recording, TEXT * 20, max_tokens=100_000, stop=["zzz"])
+    assert "".join(deltas) == (TEXT * 20).strip() == row.text
+    assert len(row.tokens) > 400
+    assert len(recording.lengths) <= 2 * len(row.tokens) and max(recording.lengths) <= 8
