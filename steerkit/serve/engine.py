@@ -73,6 +73,11 @@ class RowText:
     tokenizer needs for, e.g., a word's leading space), and appends the difference to
     :attr:`decoded` unless it ends in an unfinished character. So a push decodes a few tokens,
     not the whole answer.
+
+    Streamed text cannot be taken back, so :attr:`text` is always the deltas joined, also once
+    the row has ended. To keep decoding from rewriting earlier text, tokens are decoded without
+    the clean-up of tokenization spaces (``" 's"`` -> ``"'s"``): with a tokenizer that cleans up
+    by default, the text keeps those spaces where ``generate``'s would not.
     """
 
     def __init__(self, tokenizer, *, max_tokens: int, stop: Sequence[str] = (), eos_ids: Sequence[int] = ()):
@@ -116,8 +121,8 @@ class RowText:
     def _read_tokens(self, *, flush: bool) -> None:
         """Append the text of the tokens after ``_read`` to :attr:`decoded`, unless it ends in
         an unfinished multi-byte character (kept for the next push) and ``flush`` is False."""
-        context = self.tokenizer.decode(self.tokens[self._context:self._read], skip_special_tokens=True)
-        text = self.tokenizer.decode(self.tokens[self._context:], skip_special_tokens=True)
+        context, text = (self.tokenizer.decode(tokens, skip_special_tokens=True, clean_up_tokenization_spaces=False)
+                         for tokens in (self.tokens[self._context:self._read], self.tokens[self._context:]))
         if len(text) > len(context) and (flush or not text.endswith(REPLACEMENT)):
             piece = text[len(context):]
             self.decoded += piece if self.decoded else piece.lstrip()

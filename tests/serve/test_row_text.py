@@ -65,3 +65,20 @@ def test_each_push_decodes_a_bounded_number_of_tokens(tokenizer):
     assert "".join(deltas) == (TEXT * 20).strip() == row.text
     assert len(row.tokens) > 400
     assert len(recording.lengths) <= 2 * len(row.tokens) and max(recording.lengths) <= 8
+
+
+class CleaningUp(Recording):
+    """``tokenizer`` that cleans up tokenization spaces unless told not to (``" 's"`` -> ``"'s"``,
+    ``" ."`` -> ``"."``), so decoding more tokens rewrites text decoded before."""
+
+    def decode(self, ids, clean_up_tokenization_spaces=True, **kwargs):
+        text = super().decode(ids, **kwargs)
+        return self.tokenizer.clean_up_tokenization(text) if clean_up_tokenization_spaces else text
+
+
+def test_the_final_text_is_what_was_streamed_when_decoding_rewrites_earlier_text(tokenizer):
+    cleaning = CleaningUp(tokenizer)
+    assert cleaning.decode(tokenizer("it 's a dog . Yes", add_special_tokens=False)["input_ids"]) == "it's a dog. Yes"
+    row, deltas = stream(cleaning, "it 's a dog . Yes", max_tokens=7)
+    assert row.finish_reason == "length"
+    assert "".join(deltas) == row.text == "it 's a dog . Yes"
