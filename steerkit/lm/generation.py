@@ -123,11 +123,12 @@ def generate(
 
 
 def _generate_batch(lm, encoded: list[list[int]], max_new_tokens: int, sampler: "RowSampler | None" = None, *,
-                    stopping_criteria: list | None = None) -> list[str]:
+                    stopping_criteria: list | None = None, decode: bool = True) -> list[str] | None:
     """Answers (decoded, stripped) to the token lists ``encoded``, left-padded into one greedy
     ``model.generate`` call; ``sampler`` picks the tokens of its sampling rows;
     ``stopping_criteria`` (transformers ``StoppingCriteria`` returning a ``(B,)`` bool tensor)
-    end rows early, e.g. the per-row stops and streaming of :mod:`steerkit.serve.engine`."""
+    end rows early, e.g. the per-row stops and streaming of :mod:`steerkit.serve.engine`.
+    ``decode=False`` returns None, for callers that decode the tokens as they come."""
     pad_id = lm.tokenizer.pad_token_id
     width = max(len(ids) for ids in encoded)
     input_ids = torch.full((len(encoded), width), pad_id, dtype=torch.long)
@@ -147,6 +148,8 @@ def _generate_batch(lm, encoded: list[list[int]], max_new_tokens: int, sampler: 
         logits_processor=None if sampler is None else LogitsProcessorList([sampler]),
         stopping_criteria=None if stopping_criteria is None else StoppingCriteriaList(stopping_criteria),
     )
+    if not decode:
+        return None
     return [lm.tokenizer.decode(row[width:], skip_special_tokens=True).strip() for row in output]
 
 

@@ -284,7 +284,7 @@ class BatchingEngine:
                 with torch.inference_mode():
                     _generate_batch(self.lm, [row.prompt_ids for row in rows], max(row.text.max_tokens for row in rows),
                                     sampler if sampler.samples else None,
-                                    stopping_criteria=[RowMonitor(rows, self.tokenizer_lock)])
+                                    stopping_criteria=[RowMonitor(rows, self.tokenizer_lock)], decode=False)
             for row in rows:  # the monitor ends every row; never leave a request waiting for ever
                 if not (row.text.done or row.cancelled.is_set()):
                     row.emit(Failed("generation ended before this row finished"))
