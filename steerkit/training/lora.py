@@ -159,17 +159,35 @@ def lora_installed(lm: LanguageModel, config, state: dict[str, torch.Tensor] | N
     adapters are removed (not merged) and the model's ``requires_grad`` flags restored, also on
     error."""
     peft = import_peft()
+    wrapped = None
     with frozen(lm.model):
-        with seeded(seed), warnings.catch_warnings():
-            # transformers deprecates a property that peft still reads
-            warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
-            wrapped = peft.get_peft_model(lm.model, copy.deepcopy(config))
         try:
+            with seeded(seed), warnings.catch_warnings():
+                # transformers deprecates a property that peft still reads
+                warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+                wrapped = peft.get_peft_model(lm.model, copy.deepcopy(config))
             if state is not None:
                 peft.set_peft_model_state_dict(wrapped, state)
             yield wrapped
         finally:
-            wrapped.unload()
+            if wrapped is not None:
+                wrapped.unload()
+            else:  # get_peft_model failed, maybe after injecting adapters
+                _remove_adapters(lm.model)
+
+
+def _remove_adapters(model: torch.nn.Module) -> None:
+    """Put back the layer every peft adapter layer in ``model`` wraps and drop the
+    ``peft_config`` attribute peft sets: what ``unload()`` does, for when peft failed before
+    returning the model that has it."""
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
+    for name, module in list(model.named_modules()):
+        if isinstance(module, BaseTunerLayer):
+            parent, _, child = name.rpartition(".")
+            setattr(model.get_submodule(parent), child, module.get_base_layer())
+    if hasattr(model, "peft_config"):
+        del model.peft_config
 
 
 def adapter_state(wrapped) -> dict[str, torch.Tensor]:

@@ -126,6 +126,19 @@ def test_a_diverged_fit_removes_the_adapters(tiny_llama, monkeypatch):
     assert_unchanged(tiny_llama, before)
 
 
+def test_a_failure_after_peft_injected_the_adapters_removes_them(tiny_llama, monkeypatch):
+    from peft.tuners.lora import LoraModel
+
+    def fail(*args, **kwargs):
+        raise RuntimeError("after injection")
+
+    before = snapshot(tiny_llama)
+    monkeypatch.setattr(LoraModel, "_cast_adapter_dtype", fail)  # get_peft_model calls it after injecting
+    with pytest.raises(RuntimeError, match="after injection"):
+        quick(tiny_llama).fit(QUESTIONS, ANSWERS)
+    assert_unchanged(tiny_llama, before)
+
+
 def test_same_seed_same_adapter_and_clone_refits_it(tiny_llama):
     first = quick(tiny_llama, seed=3).fit(QUESTIONS, ANSWERS)
     again = clone(first).fit(QUESTIONS, ANSWERS)
