@@ -42,6 +42,20 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 
 
 @contextlib.contextmanager
+def atomic_pair(first: str | os.PathLike, second: str | os.PathLike) -> Iterator[tuple[Path, Path]]:
+    """Yield temporary paths beside ``first`` and ``second``; on success ``first`` is renamed
+    into place, then ``second`` (as :func:`atomic_path`).
+
+    For a data file (``first``) and the sidecar describing it (``second``): when the body
+    raises, neither existing file is touched, and an interruption between the two renames
+    leaves the new data with the old sidecar, never a new sidecar with old data.
+    """
+    with atomic_path(second) as second_tmp:
+        with atomic_path(first) as first_tmp:
+            yield first_tmp, second_tmp
+
+
+@contextlib.contextmanager
 def atomic_directory(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary directory beside ``path``; on success it replaces ``path``.
 

@@ -34,7 +34,7 @@ from safetensors.torch import save_file
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
-from steerkit._io import atomic_path, read_safetensors, write_json
+from steerkit._io import atomic_pair, read_safetensors, write_json
 from steerkit.estimators.files import vector_paths
 from steerkit.lm.interventions import Intervention
 from steerkit.lm.language_model import LanguageModel
@@ -213,7 +213,8 @@ class TrainedSteerer(BaseEstimator):
     def save(self, path: str | os.PathLike) -> Path:
         """Write ``<path>.safetensors`` (the trained tensors) and ``<path>.json`` (method, model
         fields, sites, positions, parameters, training history); both atomically, neither when
-        anything fails. Returns the tensor file's path."""
+        anything fails, the tensors put in place first (so a new sidecar never describes old
+        tensors, see :func:`~steerkit._io.atomic_pair`). Returns the tensor file's path."""
         interventions = self.interventions()
         tensor_path, sidecar_path = vector_paths(path)
         tensors = {f"{index}.{name}": tensor.detach().to("cpu", torch.float32).contiguous()
@@ -232,9 +233,9 @@ class TrainedSteerer(BaseEstimator):
             "fit_seconds": self.fit_seconds_,
             "history": self.history_.to_dict(),
         }
-        with atomic_path(tensor_path) as tmp:
-            save_file(tensors, str(tmp))
-            write_json(sidecar_path, sidecar)
+        with atomic_pair(tensor_path, sidecar_path) as (tensor_tmp, sidecar_tmp):
+            save_file(tensors, str(tensor_tmp))
+            write_json(sidecar_tmp, sidecar)
         return tensor_path
 
     @classmethod

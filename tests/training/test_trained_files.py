@@ -1,6 +1,7 @@
 """Trained-steerer files: safetensors + JSON round trip, model checks, nothing half-written."""
 
 import json
+import os
 
 import pytest
 import torch
@@ -100,3 +101,22 @@ def test_nothing_is_written_when_saving_fails(trained, tiny_llama, tmp_path, mon
     with pytest.raises(OSError, match="disk full"):
         trained.save(tmp_path / "adapter")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_interrupted_overwrite_never_pairs_a_new_sidecar_with_old_tensors(trained, tiny_llama, tmp_path,
+                                                                             monkeypatch):
+    trained.save(tmp_path / "adapter")
+    old = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    other = LowRankSteerer(tiny_llama, sites=[2], rank=1, batch_size=4, epochs=1, progress=False).fit(QUESTIONS,
+                                                                                                        COMPLETIONS)
+    replace = os.replace
+
+    def interrupted(source, target):  # the process dies as the tensors are put in place
+        if str(target).endswith(".safetensors"):
+            raise KeyboardInterrupt
+        replace(source, target)
+
+    monkeypatch.setattr(os, "replace", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        other.save(tmp_path / "adapter")
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == old
