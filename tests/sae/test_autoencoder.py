@@ -63,3 +63,17 @@ def test_resampling_revives_planted_dead_features(data):
     revived = SparseAutoencoder(resample_dead=True, **kwargs).fit(shifted)
     assert sum(revived.history_["n_resampled"]) > 0
     assert revived.dead_fraction_ < without.dead_fraction_
+
+
+def test_spliced_loss_is_clean_for_an_exact_reconstruction(tiny_llama):
+    from steerkit.sae.metrics import spliced_loss
+
+    d = tiny_llama.hidden_size
+    sae = SparseAutoencoder(n_features=2 * d, kind="relu")
+    sae.W_enc_ = np.concatenate([np.eye(d), -np.eye(d)], 1).astype(np.float32)  # z = (relu(x), relu(-x))
+    sae.W_dec_ = np.concatenate([np.eye(d), -np.eye(d)], 0).astype(np.float32)
+    sae.b_enc_, sae.b_dec_ = np.zeros(2 * d, np.float32), np.zeros(d, np.float32)
+    sae.n_features_in_, sae.n_features_ = d, 2 * d
+    losses = spliced_loss(tiny_llama, sae, 2, ["The sea is calm today.", "Ships sail far."])
+    assert losses["spliced_nats"] == pytest.approx(losses["clean_nats"], abs=1e-4)
+    assert abs(losses["zero_ablated_nats"] - losses["clean_nats"]) > 1e-3
