@@ -112,13 +112,14 @@ def parse_chat_request(body: bytes, max_body_bytes: int) -> ChatRequest:
 
 def chat_prompt(tokenizer, messages: list[Message]) -> str:
     """The prompt text of ``messages`` by the tokenizer's chat template, ending where the
-    assistant's answer starts; APIError 400 when the template refuses them."""
-    from steerkit.lm.chat import format_chat
+    assistant's answer starts, formatted as generation formats it (a template that rejects a
+    system role gets the system text in the first user turn: :func:`~steerkit.lm.chat.apply_template`);
+    APIError 400 when the template refuses them."""
+    from steerkit.lm.chat import apply_template, format_chat
 
-    turns = [m.model_dump() for m in messages]
     if getattr(tokenizer, "chat_template", None):
         try:
-            return tokenizer.apply_chat_template(turns, tokenize=False, add_generation_prompt=True)
+            return apply_template(tokenizer, [m.model_dump() for m in messages])
         except Exception as err:  # jinja's TemplateError: roles or order the template rejects
             raise APIError(400, f"the model's chat template refuses these messages ({' '.join(str(err).split())}): "
                            "fix their roles or order", param="messages", code="invalid_value") from None
