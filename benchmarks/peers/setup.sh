@@ -10,3 +10,7 @@ for peer in steering-vectors repeng; do
   "$venv/bin/pip" install -q "$TORCH_SPEC"
   "$venv/bin/pip" install -q "$peer" gguf accelerate
 done
+# sae-lens (interop check benchmarks/sae_lens_roundtrip.py) in its own venv: it pulls many dependencies
+[ -x .venvs/sae-lens/bin/python ] || python3 -m venv .venvs/sae-lens
+.venvs/sae-lens/bin/pip install -q "$TORCH_SPEC"
+.venvs/sae-lens/bin/pip install -q sae-lens scikit-learn pandas tqdm  # + what steerkit imports (PYTHONPATH=.)
