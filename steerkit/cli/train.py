@@ -119,7 +119,9 @@ class _Answering:
 
 def _train_concept(args, lm, estimator, concept, settings, generation: dict) -> dict:
     """Train on preference triples from the concept's contrastive answers (cached in
-    ``--out/<concept>`` as by ``steerkit run``), then judge the held-out questions as a run does."""
+    ``--out/<concept>`` as by ``steerkit run``) that the run's judge filter keeps (the contrasts
+    its vectors come from: all of them when it keeps too few), then judge the held-out
+    questions as a run does."""
     from steerkit.steering import PromptSteerer
     from steerkit.training import preference_data_from_concept
     from steerkit.workflow import (contrastive_answers, held_out_comparison, held_out_questions,
@@ -129,10 +131,12 @@ def _train_concept(args, lm, estimator, concept, settings, generation: dict) -> 
     samples, reused = contrastive_answers(lm, concept, folder, settings)
     if reused:
         print(f"reusing {len(samples)} cached answers in {folder}", file=sys.stderr)
-    data = preference_data_from_concept(concept, generations=folder)
-    print(f"training on {len(data)} preference triples", file=sys.stderr)
+    activations, note = judged_activations(lm, samples, concept, folder, settings, True)
+    data = preference_data_from_concept(concept, generations=folder, contrast_ids=activations.contrast_ids)
+    print(f"training on {len(data)} preference triples (the judge filter kept {note['kept']} of "
+          f"{note['contrasts']} contrasts{'; too few, so all are used' if note.get('fallback') else ''})",
+          file=sys.stderr)
     _fit(estimator, args.method, data)
-    activations, _ = judged_activations(lm, samples, concept, folder, settings, True)
     judge = run_judge(lm, activations, settings)
     questions = held_out_questions(concept, settings)
     contenders = {
@@ -142,7 +146,7 @@ def _train_concept(args, lm, estimator, concept, settings, generation: dict) -> 
     }
     tables = {name: judge.evaluate(model, questions) for name, model in contenders.items()}
     comparison = held_out_comparison(judge, tables)
-    return {"n_triples": len(data), "n_held_out": len(questions),
+    return {"n_triples": len(data), "judge_filter": note, "n_held_out": len(questions),
             "held_out": comparison.to_dict(orient="index"),
             "answers": [{"question": q, **{name: t["response"].iloc[i] for name, t in tables.items()}}
                         for i, q in enumerate(questions)]}
@@ -232,8 +236,9 @@ def add_parser(commands) -> None:
         "folder; give it to `steerkit generate`), training_curve.png and summary.json. --task listops trains "
         "on seeded ListOps expressions and reports test accuracy beside the unsteered model's; --task CONCEPT "
         "trains on (question, on-concept answer, off-concept answer) triples from the concept's contrastive "
-        "answers (reusing those `steerkit run` cached in OUT/<concept>) and judges the held-out questions "
-        "as `steerkit run` does, beside the unsteered model and prompting. Options left unset use the "
+        "answers that the judge filter keeps (reusing the answers and filter `steerkit run` cached in "
+        "OUT/<concept>) and judges the held-out questions as `steerkit run` does, beside the unsteered model "
+        "and prompting. Options left unset use the "
         "method's own defaults.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )

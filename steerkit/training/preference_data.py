@@ -130,7 +130,7 @@ def encode_preferences(lm, data: PreferenceData, *, batch_size: int = 8) -> Enco
 
 def preference_data_from_concept(concept, lm=None, *, generations: str | os.PathLike | None = None,
                                  max_new_tokens: int = 48, n_questions: int | None = None, batch_size: int = 16,
-                                 role: str = "user", progress: bool = True) -> PreferenceData:
+                                 role: str = "user", progress: bool = True, contrast_ids=None) -> PreferenceData:
     """Triples from ``concept``'s extraction questions, one per (question, instruction pair).
 
     Parameters
@@ -142,6 +142,8 @@ def preference_data_from_concept(concept, lm=None, *, generations: str | os.Path
     max_new_tokens, batch_size, role, progress : how answers are generated
         (:func:`~steerkit.activations.generate_contrastive`; ``role="user"`` as ``steerkit run``).
     n_questions : use only the first ``n_questions`` extraction questions (None = all available).
+    contrast_ids : use only these contrasts (None = all), e.g. the ``contrast_ids`` of the
+        :class:`~steerkit.activations.ActivationSet` a run builds from those its judge filter kept.
 
     Contrasts with an empty answer are dropped with a warning (as for activations), and so are
     those whose two answers are the same text.
@@ -161,6 +163,8 @@ def preference_data_from_concept(concept, lm=None, *, generations: str | os.Path
     else:
         samples = generate_contrastive(lm, concept, n_questions=n_questions, max_new_tokens=max_new_tokens,
                                        batch_size=batch_size, role=role, progress=progress)
+    if contrast_ids is not None:
+        samples = samples[samples["contrast_id"].isin(set(np.asarray(contrast_ids).tolist()))]
     samples = complete_contrasts(samples)
     answers = samples.pivot(index="contrast_id", columns="y", values="response")
     questions = samples.drop_duplicates("contrast_id").set_index("contrast_id")["question"]

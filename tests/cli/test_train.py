@@ -126,6 +126,37 @@ def test_train_on_a_concept_judges_the_runs_held_out_questions(tiny_model, tmp_p
         [a["question"] for a in summary["answers"]], max_new_tokens=4)
 
 
+def test_train_on_a_concept_uses_only_the_contrasts_the_judge_filter_kept(tiny_model, tmp_path, monkeypatch):
+    import pandas as pd
+
+    from steerkit import workflow
+    from steerkit.cli import train
+
+    dropped = {0, 4, 9}  # of the 10 contrasts (2 questions x 5 pairs); 7 kept, enough not to fall back to all
+
+    def judge_filter(samples, coherence, *, min_coherence, n_splits=4):
+        samples = samples.assign(coherence=100.0, concept=100.0 * samples["y"])
+        return samples.assign(passed=~samples["contrast_id"].isin(dropped), kept=~samples["contrast_id"].isin(dropped))
+
+    fitted = []
+    fit = train._fit
+    monkeypatch.setattr(workflow, "judge_filter", judge_filter)
+    monkeypatch.setattr(train, "_fit",
+                        lambda estimator, method, data: fitted.append(data) or fit(estimator, method, data))
+    assert main(["train", "reps", "--task", "pirate", "--n-questions", "2", "--max-new-tokens", "4", "--epochs", "1",
+                 "--n-search-questions", "1", "--n-held-out", "2", "--out", str(tmp_path)]) == 0
+    samples = pd.DataFrame(json.loads((tmp_path / "pirate" / "generations.json").read_text())["samples"])
+    kept = samples[~samples["contrast_id"].isin(dropped)]
+    answers = kept.pivot(index="contrast_id", columns="y", values="response")
+    answers = answers[answers[1].str.strip() != answers[0].str.strip()]  # a triple needs two different answers
+    questions = kept.drop_duplicates("contrast_id").set_index("contrast_id")["question"]
+    [data] = fitted
+    assert sorted(zip(data.questions, data.targets, data.opposites)) == sorted(
+        zip(questions[answers.index], answers[1], answers[0]))
+    summary = json.loads((tmp_path / "pirate" / "reps" / "summary.json").read_text())
+    assert summary["n_triples"] == len(data) and summary["judge_filter"] == {"contrasts": 10, "kept": 7}
+
+
 def test_unknown_method_is_refused_by_the_parser(capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["train", "dpo", "--task", "listops"])
