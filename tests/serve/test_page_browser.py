@@ -2,9 +2,6 @@
 
 import json
 import shutil
-import socket
-import threading
-import time
 
 import httpx
 import numpy as np
@@ -12,6 +9,7 @@ import pytest
 
 from steerkit.estimators.files import save_vector
 from steerkit.serve import VectorRegistry, create_app
+from tests.serve.conftest import RunningServer
 
 CHROMIUM = "/usr/bin/chromium"
 PROMPT = "Tell me about the sea."
@@ -41,23 +39,10 @@ def page_folder(tmp_path_factory, steering_folder):
 
 @pytest.fixture(scope="module")
 def server_url(page_folder, tiny_llama):
-    """``http://127.0.0.1:PORT`` of the app on a free loopback port, served from a background thread."""
-    import uvicorn
-
-    app = create_app(tiny_llama, VectorRegistry.from_folder(page_folder, tiny_llama))
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    server.should_exit = True
-    thread.join(30)
-    sock.close()
+    """``http://127.0.0.1:PORT`` of the app serving ``page_folder``, from a background thread."""
+    server = RunningServer(create_app(tiny_llama, VectorRegistry.from_folder(page_folder, tiny_llama)))
+    yield server.url
+    server.stop()
 
 
 @pytest.fixture(scope="module")
