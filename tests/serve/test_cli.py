@@ -7,13 +7,16 @@ from steerkit.cli import _inputs, main
 
 @pytest.fixture
 def started(monkeypatch, tiny_llama):
-    """What ``uvicorn.run`` was called with, instead of serving."""
+    """What ``uvicorn.run`` was called with, instead of serving; the app's engine (its worker
+    thread) is closed afterwards, also when the test fails."""
     import uvicorn
 
     calls = {}
     monkeypatch.setattr(_inputs, "_load_model", lambda args, name: tiny_llama)
     monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: calls.update(app=app, **kwargs))
-    return calls
+    yield calls
+    if "app" in calls:
+        calls["app"].state.engine.close()
 
 
 def test_serves_the_folder_on_loopback_by_default(started, steering_folder, recwarn):
@@ -23,14 +26,12 @@ def test_serves_the_folder_on_loopback_by_default(started, steering_folder, recw
     assert state.registry.names == ["adapters/style", "calm", "narrow", "pirate/best", "pirate/pv"]
     assert (state.engine.max_batch, state.engine._queue.maxsize) == (3, 5)
     assert not [w for w in recwarn if "--host" in str(w.message)]
-    state.engine.close()
 
 
 def test_an_explicit_public_host_warns(started, capsys):
     assert main(["serve", "--host", "0.0.0.0"]) == 0
     assert started["host"] == "0.0.0.0"
     assert "--host 0.0.0.0 accepts connections from other machines" in capsys.readouterr().err
-    started["app"].state.engine.close()
 
 
 def test_a_missing_vectors_folder_is_one_error_line(started, tmp_path, capsys):
