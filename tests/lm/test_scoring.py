@@ -1,11 +1,12 @@
 """Teacher-forced answer log-probabilities: values, padding invariance, gradients."""
 
 import numpy as np
+import pytest
 import torch
 
 from steerkit.lm import Site
 from steerkit.lm.hooks import intervene
-from steerkit.lm.interventions import LearnedVector
+from steerkit.lm.interventions import AddVector, LearnedVector, Window
 from steerkit.lm.scoring import AnswerBatch, answer_log_probs, teacher_forced
 
 PROMPTS = [[5, 9, 13, 2], [7, 3], [11, 4, 8, 6, 1, 10]]
@@ -52,3 +53,38 @@ def test_teacher_forced_masks_are_the_positions_steered_while_generating(tiny_ll
     assert forced[1].positions.tolist() == forced[2].positions.tolist() == response
     assert forced[3].positions.tolist() == [[True, True, True, False, False], [True, False, False, False, False]]
     assert forced[1].vector is originals[1].vector and originals[1].positions == "response"  # shared, not copied
+
+
+GENERATION_PROMPTS, N_NEW = [[5, 9, 13, 2, 17], [7, 3, 11]], 6
+
+
+def _greedy(lm, prompt: list[int], steering=()) -> list[int]:
+    """The ``N_NEW`` tokens greedy generation (with a key/value cache) answers ``prompt`` alone with."""
+    ids = torch.tensor([prompt])
+    with torch.no_grad(), intervene(lm, steering):
+        output = lm.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=N_NEW,
+                                   min_new_tokens=N_NEW, do_sample=False, pad_token_id=0)
+    return output[0, len(prompt):].tolist()
+
+
+@pytest.fixture(scope="module")
+def unsteered_answers(tiny_llama):
+    return [_greedy(tiny_llama, prompt) for prompt in GENERATION_PROMPTS]
+
+
+@pytest.mark.parametrize("positions", ["all", "prompt", "response", "last", "first", Window(2, 7)],
+                         ids=["all", "prompt", "response", "last", "first", "window"])
+def test_teacher_forcing_a_steered_greedy_answer_predicts_every_one_of_its_tokens(tiny_llama, unsteered_answers,
+                                                                                  positions):
+    """The contract of teacher_forced: one forward pass over prompt + generated answer, steered
+    by the teacher-forced copies, gives the logits each answer token was generated from."""
+    steering = [AddVector(np.random.default_rng(0).normal(size=tiny_llama.hidden_size), site=Site(1),
+                          coefficient=4.0, positions=positions)]
+    answers = [_greedy(tiny_llama, prompt, steering) for prompt in GENERATION_PROMPTS]
+    assert answers != unsteered_answers  # the steering matters
+    batch = AnswerBatch.of(GENERATION_PROMPTS, answers, 0)  # right-padded: the shorter row ends in padding
+    forced = teacher_forced(steering, batch.prompt_lengths, batch.lengths, batch.input_ids.shape[1])
+    with torch.no_grad(), intervene(tiny_llama, forced):
+        predicted = tiny_llama.model(input_ids=batch.input_ids, attention_mask=batch.attention).logits.argmax(-1)
+    for row, (prompt, answer) in enumerate(zip(GENERATION_PROMPTS, answers)):
+        assert predicted[row, len(prompt) - 1 : len(prompt) + N_NEW - 1].tolist() == answer
