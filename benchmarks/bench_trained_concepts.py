@@ -42,6 +42,7 @@ import pandas as pd
 from steerkit import load_concept, load_model
 from steerkit._io import write_json
 from steerkit.estimators.files import load_vector
+from steerkit.metrics import bootstrap_ci
 from steerkit.run_settings import RunSettings
 from steerkit.steering import PromptSteerer, steer
 from steerkit.training import BiPOSteerer, RePSSteerer, preference_data_from_concept
@@ -73,16 +74,6 @@ class Trained:
         return self.steerer.generate(list(questions), **self.generation)
 
 
-def bootstrap_ci(values, n_draws: int, seed: int) -> list[float]:
-    """Percentile bootstrap 95 % interval of the mean of ``values`` (NaN ignored), resampling them."""
-    values = np.asarray(values, dtype=float)
-    values = values[~np.isnan(values)]
-    if not len(values):
-        return [float("nan"), float("nan")]
-    draws = np.random.default_rng(seed).choice(values, size=(n_draws, len(values)), replace=True).mean(axis=1)
-    return [float(np.percentile(draws, 2.5)), float(np.percentile(draws, 97.5))]
-
-
 def evaluate_concept(lm, name: str, settings: RunSettings, args) -> dict:
     concept = load_concept(name)
     started = time.perf_counter()
@@ -98,7 +89,7 @@ def evaluate_concept(lm, name: str, settings: RunSettings, args) -> dict:
     pv, _ = load_vector(folder / "vectors" / "pv")
     best, best_sidecar = load_vector(folder / "vectors" / "best")
     positions = best_sidecar.get("positions") or "response"
-    data = preference_data_from_concept(concept, generations=folder)
+    data = preference_data_from_concept(concept, generations=folder, contrast_ids=activations.contrast_ids)
     trained, fit_seconds = {}, {}
     for method, cls in (("bipo", BiPOSteerer), ("reps", RePSSteerer)):
         steerer = cls(lm, layer=layer, epochs=args.epochs, seed=args.seed).fit(data)
@@ -114,8 +105,8 @@ def evaluate_concept(lm, name: str, settings: RunSettings, args) -> dict:
     tables = {name: judge.evaluate(model, questions) for name, model in contenders.items()}
     comparison = held_out_comparison(judge, tables)
     rows = {name: {**comparison.loc[name].to_dict(),
-                   "utility_ci95": bootstrap_ci(pd.to_numeric(tables[name]["utility"], errors="coerce"),
-                                                args.n_bootstrap, args.seed),
+                   "utility_ci95": list(bootstrap_ci(pd.to_numeric(tables[name]["utility"], errors="coerce"),
+                                                     n_resamples=args.n_bootstrap, seed=args.seed)[1:3]),
                    "fit_seconds": fit_seconds.get(name)}
             for name in contenders}
     for name, row in rows.items():
