@@ -14,9 +14,9 @@
 4. Probe vs SAE: ROC AUC of a raw-activation probe, an SAE-feature probe and the PV projection on
    held-out questions and against the next concept's samples (seed 004's negative result).
 
-Full run: python benchmarks/bench_sae.py   (about 90 minutes on 2 CPU cores)
+Full run: python benchmarks/bench_sae.py   (not run yet; estimated 2-3 hours on 2 CPU cores)
 Tiny check: python benchmarks/bench_sae.py --n-questions 2 --n-sampled 4 --steps 20 --n-eval 2
-            --max-new-tokens 12 --out /tmp/bench_sae.json   (about 3 minutes)
+            --max-new-tokens 12 --out /tmp/bench_sae.json   (about 15 minutes on 2 shared CPU cores)
 """
 
 from __future__ import annotations
