@@ -109,6 +109,8 @@ def test_a_trained_vector_raises_the_likelihood_of_its_completions(tiny_llama):
         batch = AnswerBatch.of([prompts[i] for i in indices], [answers[i] for i in indices], tiny_llama.tokenizer.pad_token_id)
         return -(steered_answer_log_probs(tiny_llama, batch, [vector]) / batch.n_answer_tokens).mean(), int(batch.lengths.sum())
 
+    for parameter in tiny_llama.model.parameters():  # the model is shared: forget other tests' gradients
+        parameter.grad = None
     with frozen(tiny_llama.model):
         before = float(batch_loss(np.arange(2))[0].detach())
         history = optimise([vector.vector], 2, batch_loss, TrainingSettings(learning_rate=0.05, batch_size=2, epochs=20,
