@@ -103,6 +103,21 @@ def _from_json(value):
     return value
 
 
+def read_metadata(path: Path, what: str, remedy: str) -> tuple[dict, str, dict, TrainingHistory]:
+    """The JSON metadata a trained model was saved with at ``path``: the whole object, its
+    ``method``, its saved ``params`` and its :class:`TrainingHistory`.
+
+    Raises a one-line ValueError saying the file is not ``what`` and what to do (``remedy``)
+    when it is not such JSON.
+    """
+    try:
+        metadata = json.loads(path.read_text(encoding="utf-8"))
+        history = TrainingHistory(**{k: v for k, v in metadata["history"].items() if k != "tokens_per_second"})
+        return metadata, metadata["method"], metadata["params"], history
+    except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as err:
+        raise ValueError(f"{path} is not {what} ({type(err).__name__}: {err}); {remedy}") from None
+
+
 class TrainedSteerer(BaseEstimator):
     """Base class of steerers trained by gradient descent (see the module docs).
 
@@ -247,13 +262,7 @@ class TrainedSteerer(BaseEstimator):
         for file in (tensor_path, sidecar_path):
             if not file.is_file():
                 raise FileNotFoundError(f"no trained steerer file at {file}")
-        try:
-            sidecar = json.loads(sidecar_path.read_text(encoding="utf-8"))
-            method, saved = sidecar["method"], sidecar["params"]
-            history = TrainingHistory(**{k: v for k, v in sidecar["history"].items() if k != "tokens_per_second"})
-        except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as err:
-            raise ValueError(f"{sidecar_path} is not a trained-steerer sidecar ({type(err).__name__}: {err}); "
-                             f"{REMEDY}") from None
+        sidecar, method, saved, history = read_metadata(sidecar_path, "a trained-steerer sidecar", REMEDY)
         if method not in _METHODS or not issubclass(_METHODS[method], cls):
             raise ValueError(f"{sidecar_path} holds a {method!r} steerer, not a {cls.method or 'trained'} one: "
                              f"load it with {_METHODS[method].__name__ if method in _METHODS else 'its class'}.load")

@@ -40,7 +40,8 @@ from sklearn.utils.validation import check_is_fitted
 from steerkit._io import atomic_directory, read_safetensors, write_json
 from steerkit.lm.language_model import LanguageModel
 from steerkit.lm.sites import find_sublayer_path
-from steerkit.training._base import SETTINGS, UNSAVED_PARAMS, check_language_model, exact_match, model_fields, seeded
+from steerkit.training._base import (SETTINGS, UNSAVED_PARAMS, check_language_model, exact_match, model_fields,
+                                     read_metadata, seeded)
 from steerkit.training.data import completion_loss, encode_examples
 from steerkit.training.loop import TrainingHistory, TrainingSettings, frozen, optimise
 
@@ -351,12 +352,7 @@ class LoRAFineTuner(BaseEstimator):
         for file in (metadata_path, weights_path, path / "adapter_config.json"):
             if not file.is_file():
                 raise FileNotFoundError(f"no saved LoRAFineTuner file at {file}")
-        try:
-            metadata = json.loads(metadata_path.read_text(encoding="utf-8"))
-            method, saved = metadata["method"], metadata["params"]
-            history = TrainingHistory(**{k: v for k, v in metadata["history"].items() if k != "tokens_per_second"})
-        except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as err:
-            raise ValueError(f"{metadata_path} is not a LoRAFineTuner file ({type(err).__name__}: {err}); {REMEDY}") from None
+        metadata, method, saved, history = read_metadata(metadata_path, "a LoRAFineTuner file", REMEDY)
         if method != cls.method:
             raise ValueError(f"{metadata_path} holds a {method!r} model, not a LoRA adapter: load it with its own class")
         tuner = cls(model=model, **saved, **params)
