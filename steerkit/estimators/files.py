@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from safetensors.numpy import save_file
 
-from steerkit._io import atomic_path, read_safetensors, write_json
+from steerkit._io import atomic_pair, atomic_path, read_safetensors, write_json
 from steerkit._values import check_coefficient, check_finite
 
 SIDECAR_KEYS = ("model", "layer", "construction", "concept", "hidden_size", "coefficient")
@@ -97,9 +97,9 @@ def save_vector(path: str | os.PathLike, vector, **metadata) -> Path:
         check_sidecar(sidecar, array.shape)
     except ValueError as err:
         raise ValueError(f"cannot save {tensor_path}: sidecar {err}") from None
-    with atomic_path(tensor_path) as tmp:
-        save_file({"vector": array}, str(tmp))
-    write_json(sidecar_path, sidecar)
+    with atomic_pair(tensor_path, sidecar_path) as (tensor_tmp, sidecar_tmp):
+        save_file({"vector": array}, str(tensor_tmp))
+        write_json(sidecar_tmp, sidecar)
     return tensor_path
 
 

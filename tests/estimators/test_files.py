@@ -58,3 +58,12 @@ def test_an_integer_vector_file_is_refused_naming_the_file(tmp_path):
     save_file({"vector": np.ones((3, 8), dtype=np.int32)}, str(tmp_path / "v.safetensors"))
     with pytest.raises(ValueError, match=r"v\.safetensors.*int32.*floating-point"):
         load_vector(tmp_path / "v.safetensors")
+
+
+def test_a_sidecar_that_cannot_be_written_leaves_the_saved_vector_untouched(tmp_path):
+    save_vector(tmp_path / "v", np.ones(4), model="m", layer=1)
+    with pytest.raises((TypeError, ValueError)):
+        save_vector(tmp_path / "v", np.zeros(4), model="m", layer=1, note=object())  # not JSON
+    vector, sidecar = load_vector(tmp_path / "v")
+    np.testing.assert_array_equal(vector, np.ones(4))
+    assert sidecar["layer"] == 1
